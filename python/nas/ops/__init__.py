@@ -1,0 +1,19 @@
+"""Native ops (``torch.ops.nas.*``) with their typed wrappers, fakes and autograd.
+
+Each op lives in ``nas/ops/<op>.py``; its pure-PyTorch reference, the spec the tests
+and benchmarks compare against, lives in ``nas/ops/_reference.py``.
+"""
+
+from . import _reference
+from .decode_cells import decode_cells
+
+# Every op registered by csrc/ops.cpp, for build checks (bench/build_cuda.sh) and tests.
+NATIVE_OPS: tuple[str, ...] = ("decode_cells",)
+
+
+def native_op_names() -> tuple[str, ...]:
+    """Names of the ops in ``torch.ops.nas`` that have CPU (and, if built, CUDA) kernels."""
+    return NATIVE_OPS
+
+
+__all__ = ["NATIVE_OPS", "_reference", "decode_cells", "native_op_names"]

@@ -1,0 +1,297 @@
+"""The cell search space: ops, edges, cells, and the bijection cell <-> index.
+
+A cell is a DAG on ``num_nodes`` nodes; node 0 is the input, the last node the
+output. A space offers every edge (i, j), i < j, in row-major order, and each edge
+carries one op of the space's op list. Cell ``index`` is the mixed-radix number whose
+digits are the op codes of the edges, LAST edge fastest (the seed's Enumerate order).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+import torch
+
+
+class OpType(str, Enum):
+    """An operation that can be placed on a cell edge."""
+
+    CONV_3X3 = "conv_3x3"
+    CONV_5X5 = "conv_5x5"
+    SEP_CONV_3X3 = "sep_conv_3x3"
+    SEP_CONV_5X5 = "sep_conv_5x5"
+    AVG_POOL_3X3 = "avg_pool_3x3"
+    MAX_POOL_3X3 = "max_pool_3x3"
+    SKIP_CONNECT = "skip_connect"
+    ZERO = "zero"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_OPS_BY_NAME = {op.value: op for op in OpType}
+
+
+def all_ops() -> list[OpType]:
+    """The 8 op types, in their canonical order."""
+    return list(OpType)
+
+
+def signal_ops() -> list[OpType]:
+    """The parameter-free ops of the default signal space."""
+    return [OpType.AVG_POOL_3X3, OpType.MAX_POOL_3X3, OpType.SKIP_CONNECT, OpType.ZERO]
+
+
+def as_op(op: OpType | str) -> OpType:
+    """``op`` as an OpType; an unknown name is a ValueError that lists the known ones."""
+    if isinstance(op, OpType):
+        return op
+    if isinstance(op, str) and op in _OPS_BY_NAME:
+        return _OPS_BY_NAME[op]
+    known = ", ".join(_OPS_BY_NAME)
+    raise ValueError(f"unknown op {op!r}; known ops: {known}")
+
+
+def parse_ops(spec: str | Sequence[OpType | str] | None) -> list[OpType]:
+    """An op list from ``None``/"all" (all 8), "signal" (pools, skip, zero), a
+    comma-separated string of names, or a sequence of names/OpTypes."""
+    if spec is None:
+        return all_ops()
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        if key == "all":
+            return all_ops()
+        if key == "signal":
+            return signal_ops()
+        spec = [s.strip() for s in key.split(",") if s.strip()]
+    return [as_op(op) for op in spec]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A directed edge src -> dst carrying op. Valid edges have 0 <= src < dst.
+
+    ``op`` names are converted to OpType; an unknown name is kept as given so that
+    ``Cell.validate()`` can report it (the seed let such edges through silently).
+    """
+
+    src: int
+    dst: int
+    op: OpType | str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.op, OpType) and self.op in _OPS_BY_NAME:
+            object.__setattr__(self, "op", _OPS_BY_NAME[self.op])
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A cell: ``num_nodes`` nodes and its edges (stored as a tuple, so cells built
+    from a list or a tuple compare and hash alike)."""
+
+    num_nodes: int
+    edges: tuple[Edge, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "edges", tuple(self.edges))
+
+    def is_valid(self) -> bool:
+        """The seed's check: >= 2 nodes and every edge with 0 <= src < dst < num_nodes."""
+        if self.num_nodes < 2:
+            return False
+        return all(0 <= e.src < e.dst < self.num_nodes for e in self.edges)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first problem: too few nodes, an edge out of
+        range or backwards, a duplicate edge, or an unknown op."""
+        if self.num_nodes < 2:
+            raise ValueError(f"invalid cell: num_nodes is {self.num_nodes}, must be >= 2")
+        seen: set[tuple[int, int]] = set()
+        for i, e in enumerate(self.edges):
+            if e.src < 0:
+                raise ValueError(f"invalid cell: edge {i} ({e.src}->{e.dst}) has src < 0")
+            if e.src >= e.dst:
+                raise ValueError(
+                    f"invalid cell: edge {i} ({e.src}->{e.dst}) has src >= dst (must go forward)"
+                )
+            if e.dst >= self.num_nodes:
+                raise ValueError(
+                    f"invalid cell: edge {i} ({e.src}->{e.dst}) has dst >= num_nodes "
+                    f"({self.num_nodes})"
+                )
+            if (e.src, e.dst) in seen:
+                raise ValueError(f"invalid cell: duplicate edge {e.src}->{e.dst} (edge {i})")
+            seen.add((e.src, e.dst))
+            if not isinstance(e.op, OpType):
+                raise ValueError(
+                    f"invalid cell: edge {i} ({e.src}->{e.dst}) has unknown op {e.op!r}"
+                )
+
+    @property
+    def ops(self) -> tuple[OpType | str, ...]:
+        """The op of each edge, in edge order."""
+        return tuple(e.op for e in self.edges)
+
+    def __str__(self) -> str:
+        body = ", ".join(f"{e.src}->{e.dst}:{e.op}" for e in self.edges)
+        return f"Cell({self.num_nodes} nodes: {body})"
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+class SearchSpace:
+    """Every cell on ``num_nodes`` nodes whose edges (i, j), i < j, each carry one of
+    ``ops``. ``num_cells() == len(ops) ** num_edges``, an exact int."""
+
+    def __init__(self, num_nodes: int, ops: Sequence[OpType | str] | None = None) -> None:
+        self.num_nodes = _check_int("num_nodes", num_nodes, 0)
+        self.ops: list[OpType] = parse_ops(list(ops) if ops is not None else None)
+        if len(set(self.ops)) != len(self.ops):
+            dup = next(op for op in self.ops if self.ops.count(op) > 1)
+            raise ValueError(f"ops lists {dup.value!r} more than once")
+        self.edges: list[tuple[int, int]] = [
+            (i, j) for i in range(self.num_nodes) for j in range(i + 1, self.num_nodes)
+        ]
+        self._edge_pos = {e: k for k, e in enumerate(self.edges)}
+        self._op_code = {op: k for k, op in enumerate(self.ops)}
+
+    # -- size -------------------------------------------------------------
+    @property
+    def num_edges(self) -> int:
+        return len(self.edges)
+
+    @property
+    def num_ops(self) -> int:
+        return len(self.ops)
+
+    def num_cells(self) -> int:
+        """len(ops) ** num_edges, exact (never wraps: 8 nodes x 8 ops is 2**84)."""
+        return self.num_ops**self.num_edges
+
+    def __len__(self) -> int:
+        return self.num_cells()
+
+    def __repr__(self) -> str:
+        ops = ", ".join(op.value for op in self.ops)
+        return f"SearchSpace(num_nodes={self.num_nodes}, ops=[{ops}])"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, SearchSpace)
+            and other.num_nodes == self.num_nodes
+            and other.ops == self.ops
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.num_nodes, tuple(self.ops)))
+
+    def _require_ops(self, what: str) -> None:
+        if not self.ops:
+            raise ValueError(f"cannot {what}: the search space has an empty op list")
+
+    # -- cell <-> index -----------------------------------------------------
+    def cell_from_codes(self, codes: Sequence[int]) -> Cell:
+        """The cell whose edge k carries ``ops[codes[k]]``."""
+        if len(codes) != self.num_edges:
+            raise ValueError(f"got {len(codes)} op codes, the space has {self.num_edges} edges")
+        edges = []
+        for (i, j), c in zip(self.edges, codes, strict=True):
+            if not 0 <= int(c) < self.num_ops:
+                raise ValueError(f"op code {c} out of range [0, {self.num_ops})")
+            edges.append(Edge(i, j, self.ops[int(c)]))
+        return Cell(self.num_nodes, tuple(edges))
+
+    def cell(self, index: int) -> Cell:
+        """The cell with this index in [0, num_cells())."""
+        self._require_ops("decode a cell")
+        index = _check_int("index", index, 0)
+        n = self.num_cells()
+        if index >= n:
+            raise ValueError(f"index {index} is out of range [0, {n})")
+        k = self.num_ops
+        codes = [0] * self.num_edges
+        for e in range(self.num_edges - 1, -1, -1):
+            index, codes[e] = divmod(index, k)
+        return self.cell_from_codes(codes)
+
+    def codes(self, cell: Cell) -> list[int]:
+        """The op code of each of the space's edges in ``cell``."""
+        if cell.num_nodes != self.num_nodes:
+            raise ValueError(f"cell has {cell.num_nodes} nodes, the space has {self.num_nodes}")
+        codes: list[int | None] = [None] * self.num_edges
+        for e in cell.edges:
+            pos = self._edge_pos.get((e.src, e.dst))
+            if pos is None:
+                raise ValueError(f"edge {e.src}->{e.dst} is not an edge of this space")
+            if codes[pos] is not None:
+                raise ValueError(f"duplicate edge {e.src}->{e.dst}")
+            code = self._op_code.get(e.op)  # type: ignore[arg-type]
+            if code is None:
+                raise ValueError(f"op {e.op!s} on edge {e.src}->{e.dst} is not in this space")
+            codes[pos] = code
+        missing = [self.edges[k] for k, c in enumerate(codes) if c is None]
+        if missing:
+            i, j = missing[0]
+            raise ValueError(f"cell has no op on edge {i}->{j} (every edge needs one)")
+        return codes  # type: ignore[return-value]
+
+    def index(self, cell: Cell) -> int:
+        """The index of ``cell`` (the inverse of :meth:`cell`), an exact int."""
+        idx = 0
+        for c in self.codes(cell):
+            idx = idx * self.num_ops + c
+        return idx
+
+    def decode(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Batched op codes: indices Tensor[n] int64 -> Tensor[n, num_edges] int64
+        (the native ``nas::decode_cells`` op; indices must fit in int64)."""
+        from .ops import decode_cells
+
+        self._require_ops("decode cells")
+        if not isinstance(indices, torch.Tensor):
+            indices = torch.as_tensor(list(indices), dtype=torch.int64)
+        return decode_cells(indices, self.num_ops, self.num_edges)
+
+    def cells(self, indices: torch.Tensor | Sequence[int]) -> list[Cell]:
+        """Batched :meth:`cell`, decoded by the native op."""
+        codes = self.decode(indices).cpu().tolist()
+        return [self.cell_from_codes(row) for row in codes]
+
+    # -- iteration and sampling ---------------------------------------------
+    def enumerate(self, max_cells: int | None = None) -> Iterator[Cell]:
+        """Lazily yield cells in index order (last edge fastest), at most ``max_cells``."""
+        if max_cells is not None:
+            max_cells = _check_int("max_cells", max_cells, 0)
+        gen = itertools.product(range(self.num_ops), repeat=self.num_edges)
+        for codes in itertools.islice(gen, max_cells):
+            yield self.cell_from_codes(codes)
+
+    def sample(self, rng: np.random.Generator | int | None = None) -> Cell:
+        """One uniformly random cell: an independent uniform op per edge, in edge order.
+        ``rng`` is a numpy Generator or an int seed."""
+        self._require_ops("sample a cell")
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        codes = rng.integers(0, self.num_ops, size=self.num_edges)
+        return self.cell_from_codes(codes.tolist())
+
+
+def default_signal_search_space() -> SearchSpace:
+    """The default space of PatchTST-like signal models: 4 nodes, ops
+    [avg_pool_3x3, max_pool_3x3, skip_connect, zero]."""
+    return SearchSpace(4, signal_ops())
+
+
+def make_cell(num_nodes: int, edges: Iterable[tuple[int, int, OpType | str]]) -> Cell:
+    """Convenience: ``make_cell(3, [(0, 1, "conv_3x3"), ...])``."""
+    return Cell(num_nodes, tuple(Edge(i, j, op) for i, j, op in edges))

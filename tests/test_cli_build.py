@@ -1,0 +1,69 @@
+import json
+import subprocess
+import sys
+
+import torch
+
+import nas
+from nas.cli import main
+
+
+def test_space_table(capsys):
+    assert main(["space", "--nodes", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "262,144" in out and "(0,1) (0,2) (0,3) (1,2) (1,3) (2,3)" in out
+    assert "conv_3x3" in out and "zero" in out
+
+
+def test_space_json(capsys):
+    assert main(["space", "--nodes", "8", "--ops", "signal", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["num_cells"] == 4**28 and doc["num_edges"] == 28
+    assert doc["ops"] == ["avg_pool_3x3", "max_pool_3x3", "skip_connect", "zero"]
+
+
+def test_bad_input_is_one_clear_line(capsys):
+    assert main(["space", "--nodes", "3", "--ops", "conv_3x3,bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown op 'bogus'" in err and "Traceback" not in err
+
+
+def test_console_script_runs():
+    r = subprocess.run(
+        [sys.executable, "-m", "nas.cli", "space", "--nodes", "2", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(r.stdout)["num_cells"] == 8
+
+
+def test_build_info():
+    info = nas.build_info()
+    assert info["native"] is True, info  # the test suite runs against a built package
+    assert "cpu" in info["backends"]
+    assert info["torch_version"].split("+")[0] == torch.__version__.split("+")[0]
+    if "cuda" in info["backends"]:
+        assert "sm_90" in info["cuda_archs"] and "sm_121" in info["cuda_archs"]
+    for name in nas.native_op_names():
+        assert hasattr(torch.ops.nas, name), name
+
+
+def test_fallback_warns_once():
+    code = (
+        "import sys, warnings, torch\n"
+        "sys.modules['nas._C'] = None\n"  # make `from . import _C` fail
+        "import nas\n"
+        "from nas.ops import decode_cells\n"
+        "assert not nas.has_native()\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    a = decode_cells(torch.tensor([5]), 2, 3)\n"
+        "    b = decode_cells(torch.tensor([6]), 2, 3)\n"
+        "assert a.tolist() == [[1, 0, 1]] and b.tolist() == [[1, 1, 0]]\n"
+        "msgs = [str(x.message) for x in w if issubclass(x.category, RuntimeWarning)]\n"
+        "assert len(msgs) == 1 and 'nas._C is not available' in msgs[0], msgs\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
