@@ -26,6 +26,7 @@ from .costs import (
 from .ops import native_op_names
 from .space import (
     Cell,
+    DiscretizedArch,
     Edge,
     OpType,
     SearchSpace,
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "FEATURE_NAMES",
     "Cell",
+    "DiscretizedArch",
     "Edge",
     "HWProfile",
     "OpCost",

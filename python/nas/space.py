@@ -286,6 +286,15 @@ class SearchSpace:
         return self.cell_from_codes(codes.tolist())
 
 
+@dataclass(frozen=True)
+class DiscretizedArch:
+    """A concrete architecture: the chosen cell and its total parameter count
+    (what discretizing a supernet yields, and what a GGUF file stores)."""
+
+    cell: Cell
+    total_params: int
+
+
 def default_signal_search_space() -> SearchSpace:
     """The default space of PatchTST-like signal models: 4 nodes, ops
     [avg_pool_3x3, max_pool_3x3, skip_connect, zero]."""
