@@ -53,9 +53,10 @@ __all__ = [
 ARCHITECTURE = "nas"
 ALIGNMENT = 32  # gguf's default; the seed never writes general.alignment
 MAX_DIMS = 8  # more than GGML's 4, fewer than anything hostile
-# gguf-py builds a few numpy objects per array element (~200 bytes each): cap the total
-# number of metadata array elements so that a small file cannot make it allocate GBs.
-MAX_ARRAY_ELEMENTS = 1 << 20
+# gguf-py builds numpy objects per array element (~4 us and a few hundred bytes each,
+# measured: 1M one-byte elements took 4.2 s): cap the total number of metadata array
+# elements. A nas file holds num_edges * num_ops alphas at most (a few hundred).
+MAX_ARRAY_ELEMENTS = 1 << 16
 
 WeightLike = Union[np.ndarray, "torch.Tensor"]
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO, "GGUFReader"]
@@ -315,7 +316,8 @@ def export_gguf(
 
     path = os.fspath(dest)  # type: ignore[arg-type]
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    prefix = f".{os.path.basename(path)[:100]}."  # stay far below NAME_MAX
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
     os.close(fd)
     try:
         _write_with_gguf(tmp, arch, cfg, tensors, schema_version, extra_alphas)
