@@ -571,6 +571,31 @@ def test_metadata_errors(kvs, match):
     _expect(_gguf(kvs), match)
 
 
+_VALUE_OF_TYPE = {  # a well-formed value of every GGUF type
+    0: struct.pack("<B", 3), 1: struct.pack("<b", 3), 2: struct.pack("<H", 3),
+    3: struct.pack("<h", 3), 4: struct.pack("<I", 3), 5: struct.pack("<i", 3),
+    6: struct.pack("<f", 3), 7: struct.pack("<?", True), 8: _s("3"),
+    9: struct.pack("<IQI", 4, 1, 3), 10: struct.pack("<Q", 3), 11: struct.pack("<q", 3),
+    12: struct.pack("<d", 3),
+}  # fmt: skip
+
+
+def test_every_known_key_with_every_value_type():
+    base = _seed_kvs(4, EDGES4, 100, "m", **SIGNAL)
+    wanted = {"general.architecture": 8, "general.name": 8, "nas.total_params": 11}
+    checked = 0
+    for key in base:
+        want = wanted.get(key, 8 if key.endswith(".op") else 4)
+        for vtype, value in _VALUE_OF_TYPE.items():
+            if vtype == want:
+                continue
+            kvs = {**base, key: _s(key) + struct.pack("<I", vtype) + value}
+            with pytest.raises(GGUFFormatError, match=f"^{key} has type .*, expected"):
+                load_nas_arch_from_gguf(_gguf(kvs))
+            checked += 1
+    assert checked == len(base) * 12
+
+
 def test_wrong_file_level_problems():
     good = _gguf(_kvs())
     _expect(b"", "truncated file: magic")
