@@ -404,6 +404,9 @@ def test_path_write_replaces_atomically_and_leaves_no_temp_files(tmp_path, monke
     export_gguf(path, _arch(), CFG, _weights())
     assert os.listdir(tmp_path) == ["model.gguf"]
     assert len(path.read_bytes()) == 928
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # like open(), not mkstemp's 0600
 
     def boom(tmp, *args):
         with open(tmp, "wb") as f:

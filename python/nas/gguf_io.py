@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import secrets
 import shutil
 import struct
 import tempfile
@@ -261,6 +262,21 @@ def _write_with_gguf(
         writer.close()
 
 
+def _create_temp_beside(path: str) -> str:
+    """Create an empty temporary file in ``path``'s folder and return its name. Made with
+    mode 0666 so the umask applies, as for a plain open() (mkstemp would make it 0600)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(path)[:100]}."  # stay far below NAME_MAX
+    for _ in range(100):
+        tmp = os.path.join(folder, f"{prefix}{secrets.token_hex(6)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {path!r}")
+
+
 def export_gguf(
     dest: Dest,
     arch: DiscretizedArch,
@@ -315,15 +331,9 @@ def export_gguf(
         return
 
     path = os.fspath(dest)  # type: ignore[arg-type]
-    folder = os.path.dirname(os.path.abspath(path))
-    prefix = f".{os.path.basename(path)[:100]}."  # stay far below NAME_MAX
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
-    os.close(fd)
+    tmp = _create_temp_beside(path)
     try:
         _write_with_gguf(tmp, arch, cfg, tensors, schema_version, extra_alphas)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is for sharing
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
