@@ -23,6 +23,16 @@ from .costs import (
     op_feature_table,
     op_params_1d,
 )
+from .gguf_io import (
+    ExportConfig,
+    GGUFFormatError,
+    export_gguf,
+    inspect_gguf,
+    load_alphas,
+    load_nas_arch_from_gguf,
+    load_tensors,
+    validate_export_round_trip,
+)
 from .ops import native_op_names
 from .space import (
     Cell,
@@ -45,6 +55,8 @@ __all__ = [
     "Cell",
     "DiscretizedArch",
     "Edge",
+    "ExportConfig",
+    "GGUFFormatError",
     "HWProfile",
     "OpCost",
     "OpType",
@@ -57,12 +69,18 @@ __all__ = [
     "cell_params",
     "default_op_costs",
     "default_op_params",
+    "default_signal_ops",
     "default_signal_search_space",
     "dgx_spark",
+    "export_gguf",
     "h200",
     "has_native",
     "hw_profile",
     "hw_profiles",
+    "inspect_gguf",
+    "load_alphas",
+    "load_nas_arch_from_gguf",
+    "load_tensors",
     "make_cell",
     "native_op_names",
     "op_cost",
@@ -70,5 +88,5 @@ __all__ = [
     "op_feature_table",
     "op_params_1d",
     "parse_ops",
-    "default_signal_ops",
+    "validate_export_round_trip",
 ]
