@@ -2,11 +2,28 @@
 // registrations (ValueError in Python, naming the argument).
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/util/ArrayRef.h>
 
 #include "mixed_op.h"
 
 namespace nas {
+
+// A parametric output stored as a contiguous [B, D, N] tensor viewed as [B, N, D]
+// (what Conv1d(...).transpose(1, 2) returns). Its gradient gets the same layout, so
+// neither autograd's accumulation nor the conv's backward has to transpose it.
+inline bool mixed_op_dn_layout(const at::Tensor& t) {
+  return !t.is_contiguous() && t.transpose(1, 2).is_contiguous();
+}
+
+// The gradient of param output p: [B, N, D], p's layout when mixed_op_dn_layout(p),
+// else contiguous. python/nas/ops/mixed_op.py's fake makes the same choice.
+inline at::Tensor mixed_op_param_grad(const at::Tensor& p, const at::Tensor& x) {
+  if (mixed_op_dn_layout(p)) {
+    return at::empty({x.size(0), x.size(2), x.size(1)}, x.options()).transpose(1, 2);
+  }
+  return at::empty(x.sizes(), x.options());
+}
 
 inline MixedOpPlan mixed_op_plan(const at::Tensor& x,      // [B, N, D]
                                  const at::Tensor& alpha,  // [K]

@@ -204,6 +204,23 @@ def test_opcheck(ops, shape):
     x, alpha, codes, params = _op_args(ops, shape)
     g = torch.randn_like(x)
     torch.library.opcheck(torch.ops.nas.mixed_op_backward.default, (g, x, alpha, codes, params))
+    # Conv outputs as they arrive from Conv1d(...).transpose(1, 2): [B, D, N] storage.
+    dn = [p.transpose(1, 2).contiguous().transpose(1, 2) for p in params]
+    torch.library.opcheck(torch.ops.nas.mixed_op_backward.default, (g, x, alpha, codes, dn))
+    torch.library.opcheck(torch.ops.nas.mixed_op.default, (x, alpha, codes, dn))
+
+
+@requires_native
+def test_param_grad_keeps_conv_layout():
+    # A [B, D, N]-stored param output gets its gradient in the same layout (no
+    # transposing copy in autograd or the conv backward); other layouts get contiguous.
+    x, alpha, codes, params = _op_args(ALL, (3, 7, 4))
+    dn = params[0].transpose(1, 2).contiguous().transpose(1, 2)
+    odd = torch.randn(3, 7, 8, dtype=torch.float64)[:, :, ::2]
+    g = torch.randn_like(x)
+    _, _, grads = torch.ops.nas.mixed_op_backward(g, x, alpha, codes, [dn, odd, *params[2:]])
+    assert grads[0].stride() == dn.stride()
+    assert grads[1].is_contiguous() and grads[2].is_contiguous()
 
 
 @requires_native

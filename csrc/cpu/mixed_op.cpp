@@ -42,17 +42,44 @@ std::vector<double> softmax_weights(const at::Tensor& alpha) {
   return w;
 }
 
-// A parametric output: base pointer and element strides of [B, N, D].
+// A parametric output: base pointer and element strides of [B, N, D]. dn: stored as
+// a contiguous [B, D, N] tensor (what Conv1d(...).transpose(1, 2) returns); those are
+// mixed per batch row in their own layout, with one transpose of a cache-resident
+// [N, D] slab, instead of strided loads in the row loop.
 template <typename T>
 struct Strided {
   const T* p;
   int64_t sb, sn, sd;
+  bool dn;
   const T* row(int64_t b, int64_t n) const { return p + b * sb + n * sn; }
+  const T* slab(int64_t b) const { return p + b * sb; }
 };
 
 template <typename T>
 Strided<T> strided(const at::Tensor& t) {
-  return {t.const_data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2)};
+  return {t.const_data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2), mixed_op_dn_layout(t)};
+}
+
+// dst[c * R + r] = src[r * C + c] (+= when ADD): src [R, C] -> dst [C, R], in 16 x 16
+// tiles so both sides stay in L1.
+template <typename T, bool ADD>
+void transpose_tile(const T* __restrict__ src, int64_t R, int64_t C, T* __restrict__ dst) {
+  constexpr int64_t kTile = 16;
+  for (int64_t r0 = 0; r0 < R; r0 += kTile) {
+    const int64_t r1 = std::min(R, r0 + kTile);
+    for (int64_t c0 = 0; c0 < C; c0 += kTile) {
+      const int64_t c1 = std::min(C, c0 + kTile);
+      for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t r = r0; r < r1; ++r) {
+          if constexpr (ADD) {
+            dst[c * R + r] += src[r * C + c];
+          } else {
+            dst[c * R + r] = src[r * C + c];
+          }
+        }
+      }
+    }
+  }
 }
 
 // A later element wins only if strictly greater or NaN: the first maximum of the
@@ -237,7 +264,10 @@ template <typename T, bool AVG, bool MAX, bool SKIP>
 void forward_impl(const Ctx<T>& c, T* y) {
   const int64_t B = c.B, N = c.N, D = c.D;
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, N * D));
+  bool any_dn = false;
+  for (const auto& p : c.params) any_dn |= p.dn;
   at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    std::vector<T> mix_dn(any_dn ? N * D : 0);  // [D, N]: sum of w_p P_p over dn params
     for (int64_t b = b0; b < b1; ++b) {
       const T* xb = c.x + b * N * D;
       T* yb = y + b * N * D;
@@ -255,6 +285,7 @@ void forward_impl(const Ctx<T>& c, T* y) {
         }
         T* __restrict__ yr = yb + n * D;
         for (size_t p = 0; p < c.params.size(); ++p) {
+          if (c.params[p].dn) continue;
           const T* __restrict__ pr = c.params[p].row(b, n);
           const T wp = c.w_params[p];
           const int64_t sd = c.params[p].sd;
@@ -264,6 +295,22 @@ void forward_impl(const Ctx<T>& c, T* y) {
             for (int64_t d = 0; d < D; ++d) yr[d] += wp * pr[d * sd];
           }
         }
+      }
+      if (any_dn) {
+        T* __restrict__ m = mix_dn.data();
+        bool first = true;
+        for (size_t p = 0; p < c.params.size(); ++p) {
+          if (!c.params[p].dn) continue;
+          const T* __restrict__ ps = c.params[p].slab(b);  // [D, N]
+          const T wp = c.w_params[p];
+          if (first) {
+            for (int64_t i = 0; i < N * D; ++i) m[i] = wp * ps[i];
+          } else {
+            for (int64_t i = 0; i < N * D; ++i) m[i] += wp * ps[i];
+          }
+          first = false;
+        }
+        transpose_tile<T, true>(m, D, N, yb);
       }
     }
   });
@@ -277,9 +324,13 @@ void backward_impl(const Ctx<T>& c, const MixedOpPlan& plan, const T* g, T* dx,
   const int K = plan.K;
   const size_t P = c.params.size();
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, N * D));
+  bool any_dn = false;
+  for (const auto& p : c.params) any_dn |= p.dn;
   at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
     // Lanes: avg, max, skip, then one per parametric output; float32 for float32.
     std::vector<T> lanes((3 + P) * D);
+    std::vector<T> g_dn(any_dn ? N * D : 0);  // [D, N]: g of this batch row, transposed
+    std::vector<T> lane_dn(any_dn ? N : 0);
     T* s_avg = lanes.data();
     T* s_max = s_avg + D;
     T* s_skip = s_max + D;
@@ -307,6 +358,7 @@ void backward_impl(const Ctx<T>& c, const MixedOpPlan& plan, const T* g, T* dx,
                                                       s_avg, s_max, s_skip, D, k);
         }
         for (size_t p = 0; p < P; ++p) {
+          if (c.params[p].dn) continue;
           const T* __restrict__ pr = c.params[p].row(b, n);
           T* __restrict__ sp = s_skip + (1 + p) * D;
           T* __restrict__ dp = dparams[p] + b * N * D + n * D;
@@ -337,7 +389,34 @@ void backward_impl(const Ctx<T>& c, const MixedOpPlan& plan, const T* g, T* dx,
       if (AVG) sb[plan.k_avg] = reduce(s_avg);
       if (MAX) sb[plan.k_max] = reduce(s_max);
       if (SKIP) sb[plan.k_skip] = reduce(s_skip);
-      for (size_t p = 0; p < P; ++p) sb[plan.k_param[p]] = reduce(s_skip + (1 + p) * D);
+      for (size_t p = 0; p < P; ++p) {
+        if (!c.params[p].dn) sb[plan.k_param[p]] = reduce(s_skip + (1 + p) * D);
+      }
+      if (any_dn) {
+        // dn params and their gradients are [D, N] slabs: work in that layout.
+        T* __restrict__ gt = g_dn.data();
+        transpose_tile<T, false>(gb, N, D, gt);
+        for (size_t p = 0; p < P; ++p) {
+          if (!c.params[p].dn) continue;
+          const T* __restrict__ ps = c.params[p].slab(b);
+          T* __restrict__ dp = dparams[p] + b * N * D;  // [D, N], P's layout
+          T* __restrict__ lane = lane_dn.data();
+          const T wp = c.w_params[p];
+          std::fill(lane_dn.begin(), lane_dn.end(), T(0));
+          for (int64_t d = 0; d < D; ++d) {
+            const T* __restrict__ pr = ps + d * N;
+            const T* __restrict__ gr = gt + d * N;
+            T* __restrict__ dr = dp + d * N;
+            for (int64_t n = 0; n < N; ++n) {
+              lane[n] += gr[n] * pr[n];
+              dr[n] = wp * gr[n];
+            }
+          }
+          double t = 0;
+          for (int64_t n = 0; n < N; ++n) t += static_cast<double>(lane[n]);
+          sb[plan.k_param[p]] = t;
+        }
+      }
     }
   });
 }
@@ -419,7 +498,9 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> mixed_op_backward_cp
   const int64_t B = x.size(0), K = plan.K;
   at::Tensor dx = at::empty(x.sizes(), x.options());  // [B, N, D]
   std::vector<at::Tensor> dparams;
-  for (int p = 0; p < plan.num_params; ++p) dparams.push_back(at::empty(x.sizes(), x.options()));
+  for (int p = 0; p < plan.num_params; ++p) {
+    dparams.push_back(mixed_op_param_grad(param_outputs[p], x));
+  }
   at::Tensor dalpha = at::empty({K}, alpha.options());  // [K]
   const std::vector<double> w = softmax_weights(alpha);
   std::vector<double> s(static_cast<size_t>(B * K), 0.0);  // [B, K]

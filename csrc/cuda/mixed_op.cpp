@@ -27,7 +27,12 @@ cuda::MixedOpParams make_params(at::TensorList param_outputs,
     prm.sb[p] = t.stride(0);
     prm.sn[p] = t.stride(1);
     prm.sd[p] = t.stride(2);
-    if (p < grads.size()) prm.dp[p] = grads[p].mutable_data_ptr();
+    if (p < grads.size()) {
+      prm.dp[p] = grads[p].mutable_data_ptr();
+      prm.dsb[p] = grads[p].stride(0);
+      prm.dsn[p] = grads[p].stride(1);
+      prm.dsd[p] = grads[p].stride(2);
+    }
   }
   return prm;
 }
@@ -70,7 +75,9 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> mixed_op_backward_cu
   at::Tensor dx = at::empty(x.sizes(), x.options());         // [B, N, D]
   at::Tensor dalpha = at::empty({plan.K}, alpha.options());  // [K]
   std::vector<at::Tensor> dparams;
-  for (int p = 0; p < plan.num_params; ++p) dparams.push_back(at::empty(x.sizes(), x.options()));
+  for (int p = 0; p < plan.num_params; ++p) {
+    dparams.push_back(mixed_op_param_grad(param_outputs[p], x));
+  }
   at::Tensor partials =
       at::empty({cuda::kMixedOpMaxBlocks * kMixedOpMaxK}, x.options().dtype(at::kDouble));
   const cuda::MixedOpParams prm = make_params(param_outputs, dparams);

@@ -181,7 +181,8 @@ __global__ void mixed_op_backward_kernel(const T* __restrict__ g,      // [B, N,
     for (int p = 0; p < kMixedOpMaxParams; ++p) {
       if (p < plan.num_params) {
         s[3 + p] += gv * param_at<T>(prm, p, b, n, d);
-        static_cast<T*>(prm.dp[p])[i] = w.param[p] * gv;
+        static_cast<T*>(prm.dp[p])[b * prm.dsb[p] + n * prm.dsn[p] + d * prm.dsd[p]] =
+            w.param[p] * gv;
       }
     }
     dx[i] = dxv;

@@ -9,13 +9,16 @@
 namespace nas::cuda {
 
 // The parametric outputs: param p is [B, N, D] with element strides (sb, sn, sd);
-// dp[p] is its gradient (contiguous [B, N, D]; backward only).
+// dp[p] is its gradient (backward only), [B, N, D] with strides (dsb, dsn, dsd).
 struct MixedOpParams {
   const void* p[kMixedOpMaxParams] = {};
   int64_t sb[kMixedOpMaxParams] = {};
   int64_t sn[kMixedOpMaxParams] = {};
   int64_t sd[kMixedOpMaxParams] = {};
   void* dp[kMixedOpMaxParams] = {};
+  int64_t dsb[kMixedOpMaxParams] = {};
+  int64_t dsn[kMixedOpMaxParams] = {};
+  int64_t dsd[kMixedOpMaxParams] = {};
 };
 
 // The backward's grid is at most this many blocks; its per-block partial sums of

@@ -37,6 +37,16 @@ from . import _reference
 _NATIVE_DTYPES = (torch.float32, torch.float64)
 
 
+def _param_grad_like(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The native backward's gradient of param output p (csrc/mixed_op_args.h): p's
+    layout when p is a contiguous [B, D, N] tensor viewed as [B, N, D] (a Conv1d output
+    transposed back), so autograd and the conv backward need no transposing copy;
+    contiguous [B, N, D] otherwise."""
+    if not p.is_contiguous() and p.transpose(1, 2).is_contiguous():
+        return x.new_empty((x.shape[0], x.shape[2], x.shape[1])).transpose(1, 2)
+    return x.new_empty(x.shape)
+
+
 def _native_available() -> bool:
     return has_native() and hasattr(torch.ops.nas, "mixed_op")
 
@@ -92,7 +102,7 @@ if _native_available():
         return (
             x.new_empty(x.shape),
             alpha.new_empty(alpha.shape),
-            [x.new_empty(x.shape) for _ in param_outputs],
+            [_param_grad_like(p, x) for p in param_outputs],
         )
 
     def _setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
