@@ -23,6 +23,7 @@ from .costs import (
     op_feature_table,
     op_params_1d,
 )
+from .discretize import cell_log_prob, discretize
 from .ops import native_op_names
 from .space import (
     Cell,
@@ -54,11 +55,13 @@ __all__ = [
     "as_op",
     "build_info",
     "cell_cost",
+    "cell_log_prob",
     "cell_params",
     "default_op_costs",
     "default_op_params",
     "default_signal_search_space",
     "dgx_spark",
+    "discretize",
     "h200",
     "has_native",
     "hw_profile",
