@@ -196,7 +196,7 @@ def test_empty_op_list():
 
 def test_parse_ops():
     assert nas.parse_ops("all") == nas.all_ops()
-    assert nas.parse_ops("signal") == nas.signal_ops()
+    assert nas.parse_ops("signal") == nas.default_signal_ops()
     assert nas.parse_ops("conv_3x3, zero") == [OpType.CONV_3X3, OpType.ZERO]
     with pytest.raises(ValueError, match="unknown op"):
         nas.parse_ops("conv_3x3,nope")

@@ -33,10 +33,10 @@ from .space import (
     SearchSpace,
     all_ops,
     as_op,
+    default_signal_ops,
     default_signal_search_space,
     make_cell,
     parse_ops,
-    signal_ops,
 )
 
 __version__ = "0.1.0"
@@ -73,5 +73,5 @@ __all__ = [
     "op_feature_table",
     "op_params_1d",
     "parse_ops",
-    "signal_ops",
+    "default_signal_ops",
 ]

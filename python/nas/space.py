@@ -41,7 +41,7 @@ def all_ops() -> list[OpType]:
     return list(OpType)
 
 
-def signal_ops() -> list[OpType]:
+def default_signal_ops() -> list[OpType]:
     """The parameter-free ops of the default signal space."""
     return [OpType.AVG_POOL_3X3, OpType.MAX_POOL_3X3, OpType.SKIP_CONNECT, OpType.ZERO]
 
@@ -66,7 +66,7 @@ def parse_ops(spec: str | Sequence[OpType | str] | None) -> list[OpType]:
         if key == "all":
             return all_ops()
         if key == "signal":
-            return signal_ops()
+            return default_signal_ops()
         spec = [s.strip() for s in key.split(",") if s.strip()]
     return [as_op(op) for op in spec]
 
@@ -298,7 +298,7 @@ class DiscretizedArch:
 def default_signal_search_space() -> SearchSpace:
     """The default space of PatchTST-like signal models: 4 nodes, ops
     [avg_pool_3x3, max_pool_3x3, skip_connect, zero]."""
-    return SearchSpace(4, signal_ops())
+    return SearchSpace(4, default_signal_ops())
 
 
 def make_cell(num_nodes: int, edges: Iterable[tuple[int, int, OpType | str]]) -> Cell:
