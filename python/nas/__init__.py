@@ -6,6 +6,11 @@ The public API is re-exported here; see README.md for a tour.
 from __future__ import annotations
 
 from ._native import build_info, has_native
+
+# The module nas.signal_ops shares its name with the function nas.signal_ops(); load the
+# module first so that the function below wins the attribute and a later
+# `from nas.signal_ops import ...` (module already loaded) does not overwrite it.
+from . import signal_ops as _signal_ops_module  # noqa: F401  (isort: skip)
 from .costs import (
     FEATURE_NAMES,
     HWProfile,

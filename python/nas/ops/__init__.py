@@ -6,6 +6,7 @@ and benchmarks compare against, lives in ``nas/ops/_reference.py``.
 
 from . import _reference
 from .decode_cells import decode_cells
+from .mixed_op import mixed_op
 
 # Every op registered by csrc/ops.cpp, for build checks (bench/build_cuda.sh) and tests.
 NATIVE_OPS: tuple[str, ...] = ("decode_cells",)
@@ -16,4 +17,4 @@ def native_op_names() -> tuple[str, ...]:
     return NATIVE_OPS
 
 
-__all__ = ["NATIVE_OPS", "_reference", "decode_cells", "native_op_names"]
+__all__ = ["NATIVE_OPS", "_reference", "decode_cells", "mixed_op", "native_op_names"]

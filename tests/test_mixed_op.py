@@ -1,0 +1,174 @@
+"""nas::mixed_op (+ mixed_op_backward) against the quark0/darts reference."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+import nas
+from nas.ops import _reference, mixed_op
+from nas.ops.mixed_op import _native_available
+
+from .conftest import devices
+
+SIGNAL = ["avg_pool_3x3", "max_pool_3x3", "skip_connect", "zero"]
+ALL = [op.value for op in nas.all_ops()]
+PARAMETRIC = {"conv_3x3", "conv_5x5", "sep_conv_3x3", "sep_conv_5x5"}
+# Tolerances by dtype: the kernel sums the K terms in another order than the reference.
+TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
+
+requires_native = pytest.mark.skipif(not _native_available(), reason="nas._C mixed_op not built")
+
+
+def _inputs(shape, ops, dtype=torch.float64, device="cpu", seed=0, grad=False):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=dtype).to(device)
+    alpha = torch.randn(len(ops), generator=g, dtype=dtype).to(device)
+    params = [
+        torch.randn(shape, generator=g, dtype=dtype).to(device) for op in ops if op in PARAMETRIC
+    ]
+    if grad:
+        for t in [x, alpha, *params]:
+            t.requires_grad_(True)
+    return x, alpha, params
+
+
+def _grads(fn, x, alpha, ops, params, cot):
+    leaves = [t.detach().clone().requires_grad_(True) for t in [x, alpha, *params]]
+    y = fn(leaves[0], leaves[1], ops, leaves[2:])
+    grads = torch.autograd.grad(y, leaves, cot, allow_unused=True, materialize_grads=True)
+    return y.detach(), grads
+
+
+def _check(x, alpha, ops, params, seed=1):
+    """Forward and every gradient of mixed_op vs the reference, shared random cotangent."""
+    cot = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype)
+    cot = cot.to(x.device)
+    y, grads = _grads(mixed_op, x, alpha, ops, params, cot)
+    y_ref, grads_ref = _grads(_reference.mixed_op, x, alpha, ops, params, cot)
+    tol = TOL[x.dtype]
+    assert y.shape == x.shape and y.dtype == x.dtype
+    torch.testing.assert_close(y, y_ref, **tol)
+    names = ["x", "alpha"] + [f"param_outputs[{i}]" for i in range(len(params))]
+    for name, got, ref in zip(names, grads, grads_ref, strict=True):
+        torch.testing.assert_close(got, ref, **tol, msg=lambda m, n=name: f"d{n}: {m}")
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("N", [1, 2, 3, 7, 97])
+@pytest.mark.parametrize("ops", [SIGNAL, ALL, ["max_pool_3x3", "conv_5x5", "avg_pool_3x3"]])
+def test_matches_reference(device, dtype, N, ops):
+    x, alpha, params = _inputs((3, N, 5), ops, dtype, device, seed=N)
+    _check(x, alpha, ops, params)
+
+
+@pytest.mark.parametrize("device", devices())
+def test_every_op_subset(device):
+    # All 255 non-empty subsets of the 8 ops (single-op sets included), each in a
+    # shuffled order so that alpha order and op code order differ.
+    g = torch.Generator().manual_seed(0)
+    for r in range(1, len(ALL) + 1):
+        for subset in itertools.combinations(ALL, r):
+            perm = torch.randperm(r, generator=g).tolist()
+            ops = [subset[i] for i in perm]
+            x, alpha, params = _inputs((2, 6, 3), ops, torch.float64, device, seed=r)
+            _check(x, alpha, ops, params)
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_max_ties_route_to_first_maximum(device, dtype):
+    # Small integers make ties everywhere: the gradient must match max_pool1d's
+    # (first maximum of each window wins) exactly, not just up to a tolerance.
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 3, (4, 9, 6), generator=g).to(dtype).to(device)
+    for ops in (["max_pool_3x3"], ["max_pool_3x3", "avg_pool_3x3", "skip_connect"]):
+        alpha = torch.zeros(len(ops), dtype=dtype, device=device)
+        _check(x, alpha, ops, [])
+    y, (dx, _) = _grads(
+        mixed_op,
+        x,
+        torch.zeros(1, dtype=dtype, device=device),
+        ["max_pool_3x3"],
+        [],
+        torch.ones_like(x),
+    )
+    # Each window sends its gradient (1) to exactly one element: dx sums to B*N*D.
+    assert dx.sum().item() == x.numel()
+
+
+@pytest.mark.parametrize("device", devices())
+def test_non_contiguous_inputs(device):
+    ops = ["conv_3x3", "avg_pool_3x3", "max_pool_3x3", "sep_conv_5x5", "skip_connect"]
+    base = torch.randn(4, 6, 11, dtype=torch.float64, device=device)
+    x = base.transpose(1, 2)[:, ::2]  # [4, 6, 6] with D not innermost
+    assert not x.is_contiguous()
+    alpha = torch.randn(10, dtype=torch.float64, device=device)[::2]
+    # Conv outputs arrive as [B, D, N] tensors viewed as [B, N, D].
+    params = [
+        torch.randn(4, 6, 6, dtype=torch.float64, device=device).transpose(1, 2) for _ in range(2)
+    ]
+    _check(x, alpha, ops, params)
+
+
+@pytest.mark.parametrize("device", devices())
+def test_empty_and_degenerate_shapes(device):
+    for shape in [(0, 7, 4), (1, 1, 1), (2, 1, 3)]:
+        x, alpha, params = _inputs(shape, ALL, torch.float64, device)
+        _check(x, alpha, ALL, params)
+
+
+def test_float32_accumulation_close_to_float64():
+    x, alpha, params = _inputs((64, 42, 16), ALL, torch.float64, seed=5)
+    cot = torch.randn(x.shape, dtype=torch.float64)
+    _, g64 = _grads(_reference.mixed_op, x, alpha, ALL, params, cot)
+    _, g32 = _grads(
+        mixed_op, x.float(), alpha.float(), ALL, [p.float() for p in params], cot.float()
+    )
+    torch.testing.assert_close(g32[1].double(), g64[1], rtol=1e-4, atol=1e-4)
+
+
+def test_zero_op_is_exact_zero_with_inf():
+    x = torch.tensor([[[math.inf], [1.0], [2.0]]])
+    y = mixed_op(x, torch.tensor([0.0, 0.0]), ["zero", "max_pool_3x3"], [])
+    assert torch.equal(y, torch.tensor([[[math.inf], [math.inf], [1.0]]]))
+
+
+@pytest.mark.parametrize("fn", [mixed_op, _reference.mixed_op])
+def test_bad_input(fn):
+    x, alpha, _ = _inputs((2, 5, 3), SIGNAL)
+    p = torch.randn(2, 5, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"alpha length 3 does not match len\(ops\) = 4"):
+        fn(x, alpha[:3], SIGNAL, [])
+    with pytest.raises(ValueError, match=r"alpha must be a 1-D tensor"):
+        fn(x, alpha.view(2, 2), SIGNAL, [])
+    with pytest.raises(ValueError, match=r"ops has duplicate op 'zero' at positions 0 and 2"):
+        fn(x, alpha[:3], ["zero", "skip_connect", "zero"], [])
+    with pytest.raises(ValueError, match=r"ops\[1\]: unknown op 'pool'"):
+        fn(x, alpha[:2], ["zero", "pool"], [])
+    with pytest.raises(ValueError, match="at least one candidate"):
+        fn(x, alpha[:0], [], [])
+    with pytest.raises(
+        ValueError, match=r"x must be a 3-D tensor \[B, N, D\], got shape \(10, 3\)"
+    ):
+        fn(x.view(10, 3), alpha, SIGNAL, [])
+    with pytest.raises(
+        ValueError,
+        match=r"param_outputs has 0 tensor\(s\) but ops has 1 "
+        r"parametric op\(s\) \(conv_3x3\)",
+    ):
+        fn(x, alpha[:2], ["conv_3x3", "zero"], [])
+    with pytest.raises(ValueError, match=r"param_outputs has 1 tensor\(s\) but ops has 0"):
+        fn(x, alpha[:2], ["avg_pool_3x3", "zero"], [p])
+    with pytest.raises(
+        ValueError,
+        match=r"param_outputs\[0\] \(conv_3x3\) shape \(2, 5, 4\) "
+        r"does not match x shape \(2, 5, 3\)",
+    ):
+        fn(x, alpha[:2], ["conv_3x3", "zero"], [torch.randn(2, 5, 4, dtype=torch.float64)])
+    with pytest.raises(ValueError, match=r"param_outputs\[0\] \(conv_3x3\) must have x's dtype"):
+        fn(x, alpha[:2], ["conv_3x3", "zero"], [p.float()])
+    with pytest.raises(ValueError, match=r"alpha must have x's dtype"):
+        fn(x, alpha.float(), SIGNAL, [])
