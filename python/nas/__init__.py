@@ -28,6 +28,7 @@ from .costs import (
     op_feature_table,
     op_params_1d,
 )
+from .darts import DARTSCell, DARTSLayer, DARTSOptimizer, DARTSStepResult, SuperNet
 from .discretize import cell_log_prob, discretize
 from .ops import native_op_names
 from .space import (
@@ -49,12 +50,17 @@ __version__ = "0.1.0"
 __all__ = [
     "FEATURE_NAMES",
     "Cell",
+    "DARTSCell",
+    "DARTSLayer",
+    "DARTSOptimizer",
+    "DARTSStepResult",
     "DiscretizedArch",
     "Edge",
     "HWProfile",
     "OpCost",
     "OpType",
     "SearchSpace",
+    "SuperNet",
     "__version__",
     "all_ops",
     "as_op",
