@@ -7,4 +7,13 @@ TORCH_LIBRARY(nas, m) {
   // indices: [n] int64 cell indices -> [n, num_edges] int64 op codes, the mixed-radix
   // digits of each index in base num_ops, last edge fastest.
   m.def("decode_cells(Tensor indices, int num_ops, int num_edges) -> Tensor");
+
+  // The fused DARTS mixed op on x: [B, N, D]: y = sum_k softmax(alpha)_k op_k(x), where
+  // op_codes[k] indexes nas.all_ops(); the parameter-free ops (avg/max pool, skip, zero)
+  // are computed inline, the parametric ones are param_outputs (each [B, N, D], in op
+  // order). Backward returns (dx, dalpha, [d param_outputs]).
+  m.def("mixed_op(Tensor x, Tensor alpha, int[] op_codes, Tensor[] param_outputs) -> Tensor");
+  m.def(
+      "mixed_op_backward(Tensor grad, Tensor x, Tensor alpha, int[] op_codes, "
+      "Tensor[] param_outputs) -> (Tensor, Tensor, Tensor[])");
 }

@@ -172,3 +172,74 @@ def test_bad_input(fn):
         fn(x, alpha[:2], ["conv_3x3", "zero"], [p.float()])
     with pytest.raises(ValueError, match=r"alpha must have x's dtype"):
         fn(x, alpha.float(), SIGNAL, [])
+
+
+def test_uses_native_when_built():
+    assert _native_available() == nas.has_native()
+
+
+def _op_args(ops, shape=(2, 5, 3), dtype=torch.float64, grad=False, seed=0):
+    codes = [nas.all_ops().index(nas.as_op(op)) for op in ops]
+    x, alpha, params = _inputs(shape, ops, dtype, seed=seed, grad=grad)
+    return x, alpha, codes, params
+
+
+@requires_native
+@pytest.mark.parametrize("ops", [SIGNAL, ALL, ["max_pool_3x3"], ["conv_3x3", "zero"]])
+def test_gradcheck_float64(ops):
+    x, alpha, codes, params = _op_args(ops, (2, 4, 3), grad=True, seed=7)
+    fn = lambda x, a, *p: torch.ops.nas.mixed_op(x, a, codes, list(p))  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, alpha, *params))
+
+
+@requires_native
+@pytest.mark.parametrize(
+    "ops,shape",
+    [(SIGNAL, (2, 5, 3)), (ALL, (3, 7, 4)), (["skip_connect", "sep_conv_3x3"], (1, 1, 2))],
+)
+def test_opcheck(ops, shape):
+    for grad in (False, True):
+        args = _op_args(ops, shape, grad=grad)
+        torch.library.opcheck(torch.ops.nas.mixed_op.default, args)
+    x, alpha, codes, params = _op_args(ops, shape)
+    g = torch.randn_like(x)
+    torch.library.opcheck(torch.ops.nas.mixed_op_backward.default, (g, x, alpha, codes, params))
+
+
+@requires_native
+def test_torch_compile_fullgraph():
+    ops = ["conv_3x3", "avg_pool_3x3", "max_pool_3x3", "skip_connect"]
+    x, alpha, params = _inputs((3, 7, 4), ops, torch.float32)
+
+    def f(x, alpha, p):
+        return mixed_op(x * 2, alpha, ops, [p]).relu().sum()
+
+    fn = torch.compile(f, fullgraph=True)
+    xs = [t.clone().requires_grad_(True) for t in (x, alpha, params[0])]
+    got = fn(*xs)
+    got.backward()
+    ref = [t.clone().requires_grad_(True) for t in (x, alpha, params[0])]
+    want = _reference.mixed_op(ref[0] * 2, ref[1], ops, [ref[2]]).relu().sum()
+    want.backward()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+    for a, b in zip(xs, ref, strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-5)
+
+
+@requires_native
+def test_native_op_rejects_bad_codes():
+    x = torch.randn(2, 5, 3)
+    with pytest.raises(ValueError, match=r"op_codes\[1\] = 8 is not an op code"):
+        torch.ops.nas.mixed_op(x, torch.zeros(2), [4, 8], [])
+    with pytest.raises(ValueError, match="op_codes has duplicate op code 6 at position 1"):
+        torch.ops.nas.mixed_op(x, torch.zeros(2), [6, 6], [])
+    with pytest.raises(ValueError, match=r"alpha length 3 does not match len\(op_codes\) = 2"):
+        torch.ops.nas.mixed_op(x, torch.zeros(3), [6, 7], [])
+    with pytest.raises(ValueError, match="param_outputs has 0 tensor"):
+        torch.ops.nas.mixed_op(x, torch.zeros(2), [0, 7], [])
+    with pytest.raises(ValueError, match="x must be float32 or float64"):
+        torch.ops.nas.mixed_op(x.half(), torch.zeros(1).half(), [6], [])
+    with pytest.raises(ValueError, match=r"grad shape \[2, 5, 4\] does not match x shape"):
+        torch.ops.nas.mixed_op_backward(torch.randn(2, 5, 4), x, torch.zeros(1), [6], [])
+    with pytest.raises(ValueError, match="x must be float32 or float64"):
+        mixed_op(x.half(), torch.zeros(1).half(), ["skip_connect"], [])

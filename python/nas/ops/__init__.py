@@ -9,7 +9,7 @@ from .decode_cells import decode_cells
 from .mixed_op import mixed_op
 
 # Every op registered by csrc/ops.cpp, for build checks (bench/build_cuda.sh) and tests.
-NATIVE_OPS: tuple[str, ...] = ("decode_cells",)
+NATIVE_OPS: tuple[str, ...] = ("decode_cells", "mixed_op", "mixed_op_backward")
 
 
 def native_op_names() -> tuple[str, ...]:

@@ -1,0 +1,393 @@
+// CPU kernels of nas::mixed_op and nas::mixed_op_backward (schema in csrc/ops.cpp,
+// semantics in python/nas/ops/mixed_op.py).
+//
+// Layout: x, grad, y, dx, d(param_outputs) are [B, N, D] contiguous; param_outputs may
+// have any strides (conv outputs usually arrive as [B, D, N] viewed as [B, N, D]).
+// Work is split over B with at::parallel_for; each batch row runs its N rows in
+// order and the innermost loop runs over D (contiguous, no branches: the set of
+// inline ops and the edge rows are template parameters).
+#include "mixed_op.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+#include <vector>
+
+#include "mixed_op_args.h"
+
+namespace nas {
+namespace {
+
+// softmax(alpha) in double (K <= 8).
+std::vector<double> softmax_weights(const at::Tensor& alpha) {
+  const at::Tensor a = alpha.contiguous();
+  const int64_t K = a.numel();
+  std::vector<double> w(K);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "mixed_op_softmax", [&] {
+    const scalar_t* p = a.const_data_ptr<scalar_t>();
+    double m = -INFINITY;
+    for (int64_t k = 0; k < K; ++k) m = std::max(m, static_cast<double>(p[k]));
+    double s = 0;
+    for (int64_t k = 0; k < K; ++k) s += (w[k] = std::exp(static_cast<double>(p[k]) - m));
+    for (int64_t k = 0; k < K; ++k) w[k] /= s;
+  });
+  return w;
+}
+
+// A parametric output: base pointer and element strides of [B, N, D].
+template <typename T>
+struct Strided {
+  const T* p;
+  int64_t sb, sn, sd;
+  const T* row(int64_t b, int64_t n) const { return p + b * sb + n * sn; }
+};
+
+template <typename T>
+Strided<T> strided(const at::Tensor& t) {
+  return {t.const_data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2)};
+}
+
+// A later element wins only if strictly greater or NaN: the first maximum of the
+// window wins (max_pool1d's rule), and NaN propagates.
+template <typename T>
+inline bool beats(T v, T best) {
+  return (v > best) | (v != v);
+}
+
+// Coefficients of the inline ops for one row: wa = w_avg / valid count.
+template <typename T>
+struct RowCoef {
+  T wa, wm, ws, inv_cnt;
+};
+
+// y[n] = inline ops of rows (n-1, n, n+1); L / R: the row has a left / right neighbour.
+template <typename T, bool L, bool R, bool AVG, bool MAX, bool SKIP>
+inline void forward_row(const T* __restrict__ xl, const T* __restrict__ xc,
+                        const T* __restrict__ xr,  // [D] rows of x
+                        T* __restrict__ y,         // [D]
+                        int64_t D, RowCoef<T> c) {
+  for (int64_t d = 0; d < D; ++d) {
+    const T v = xc[d];
+    T acc = 0;
+    if constexpr (SKIP) acc += c.ws * v;
+    if constexpr (AVG) {
+      T s = v;
+      if constexpr (L) s = xl[d] + s;
+      if constexpr (R) s = s + xr[d];
+      acc += c.wa * s;
+    }
+    if constexpr (MAX) {
+      T b = v;
+      if constexpr (L) {
+        b = xl[d];
+        b = beats(v, b) ? v : b;
+      }
+      if constexpr (R) {
+        const T r = xr[d];
+        b = beats(r, b) ? r : b;
+      }
+      acc += c.wm * b;
+    }
+    y[d] = acc;
+  }
+}
+
+// Row n of the backward, scattering into dx rows n-1 (+=), n (+= after row n-1 wrote
+// it, else =) and n+1 (=, its first write). Accumulates s_k = <g, op_k(x)> per lane.
+template <typename T, bool L, bool R, bool AVG, bool MAX, bool SKIP>
+inline void backward_row(const T* __restrict__ xl, const T* __restrict__ xc,
+                         const T* __restrict__ xr, const T* __restrict__ g,              // [D] rows
+                         T* __restrict__ dxl, T* __restrict__ dxc, T* __restrict__ dxr,  // [D]
+                         T* __restrict__ s_avg, T* __restrict__ s_max,
+                         T* __restrict__ s_skip,  // [D] lane accumulators
+                         int64_t D, RowCoef<T> c) {
+  for (int64_t d = 0; d < D; ++d) {
+    const T gv = g[d];
+    const T v = xc[d];
+    T own = 0, left = 0, right = 0;
+    if constexpr (SKIP) {
+      own += c.ws * gv;
+      s_skip[d] += gv * v;
+    }
+    if constexpr (AVG) {
+      T s = v;
+      if constexpr (L) s = xl[d] + s;
+      if constexpr (R) s = s + xr[d];
+      s_avg[d] += gv * (s * c.inv_cnt);
+      const T ga = c.wa * gv;
+      own += ga;
+      if constexpr (L) left += ga;
+      if constexpr (R) right += ga;
+    }
+    if constexpr (MAX) {
+      const T gm = c.wm * gv;
+      T b = v;
+      bool take_c = true, take_r = false;
+      if constexpr (L) {
+        b = xl[d];
+        take_c = beats(v, b);
+        b = take_c ? v : b;
+      }
+      if constexpr (R) {
+        const T r = xr[d];
+        take_r = beats(r, b);
+        b = take_r ? r : b;
+      }
+      s_max[d] += gv * b;
+      own += (take_c & !take_r) ? gm : T(0);
+      if constexpr (L) left += (!take_c & !take_r) ? gm : T(0);
+      if constexpr (R) right += take_r ? gm : T(0);
+    }
+    if constexpr (L) {
+      dxl[d] += left;
+      dxc[d] += own;
+    } else {
+      dxc[d] = own;
+    }
+    if constexpr (R) dxr[d] = right;
+  }
+}
+
+template <typename T>
+struct Ctx {
+  const T* x;  // [B, N, D] contiguous
+  int64_t B, N, D;
+  T w_avg, w_max, w_skip;
+  std::vector<Strided<T>> params;
+  std::vector<T> w_params;
+};
+
+template <typename T>
+RowCoef<T> coef(const Ctx<T>& c, int64_t n) {
+  const int cnt = 1 + (n > 0) + (n + 1 < c.N);
+  const T inv = T(1) / static_cast<T>(cnt);
+  return {c.w_avg * inv, c.w_max, c.w_skip, inv};
+}
+
+template <typename T, bool AVG, bool MAX, bool SKIP>
+void forward_impl(const Ctx<T>& c, T* y) {
+  const int64_t B = c.B, N = c.N, D = c.D;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, N * D));
+  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const T* xb = c.x + b * N * D;
+      T* yb = y + b * N * D;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* xc = xb + n * D;
+        const RowCoef<T> k = coef(c, n);
+        if (N == 1) {
+          forward_row<T, false, false, AVG, MAX, SKIP>(xc, xc, xc, yb, D, k);
+        } else if (n == 0) {
+          forward_row<T, false, true, AVG, MAX, SKIP>(xc, xc, xc + D, yb, D, k);
+        } else if (n + 1 == N) {
+          forward_row<T, true, false, AVG, MAX, SKIP>(xc - D, xc, xc, yb + n * D, D, k);
+        } else {
+          forward_row<T, true, true, AVG, MAX, SKIP>(xc - D, xc, xc + D, yb + n * D, D, k);
+        }
+        T* __restrict__ yr = yb + n * D;
+        for (size_t p = 0; p < c.params.size(); ++p) {
+          const T* __restrict__ pr = c.params[p].row(b, n);
+          const T wp = c.w_params[p];
+          const int64_t sd = c.params[p].sd;
+          if (sd == 1) {
+            for (int64_t d = 0; d < D; ++d) yr[d] += wp * pr[d];
+          } else {
+            for (int64_t d = 0; d < D; ++d) yr[d] += wp * pr[d * sd];
+          }
+        }
+      }
+    }
+  });
+}
+
+// s: [B, K] per-batch-row sums s_k = <g[b], op_k(x[b])> (double), slots by alpha position.
+template <typename T, bool AVG, bool MAX, bool SKIP>
+void backward_impl(const Ctx<T>& c, const MixedOpPlan& plan, const T* g, T* dx,
+                   const std::vector<T*>& dparams, double* s) {
+  const int64_t B = c.B, N = c.N, D = c.D;
+  const int K = plan.K;
+  const size_t P = c.params.size();
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, N * D));
+  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    // Lanes: avg, max, skip, then one per parametric output; float32 for float32.
+    std::vector<T> lanes((3 + P) * D);
+    T* s_avg = lanes.data();
+    T* s_max = s_avg + D;
+    T* s_skip = s_max + D;
+    for (int64_t b = b0; b < b1; ++b) {
+      std::fill(lanes.begin(), lanes.end(), T(0));
+      const T* xb = c.x + b * N * D;
+      const T* gb = g + b * N * D;
+      T* dxb = dx + b * N * D;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* xc = xb + n * D;
+        const T* gc = gb + n * D;
+        T* dxc = dxb + n * D;
+        const RowCoef<T> k = coef(c, n);
+        if (N == 1) {
+          backward_row<T, false, false, AVG, MAX, SKIP>(xc, xc, xc, gc, dxc, dxc, dxc, s_avg, s_max,
+                                                        s_skip, D, k);
+        } else if (n == 0) {
+          backward_row<T, false, true, AVG, MAX, SKIP>(xc, xc, xc + D, gc, dxc, dxc, dxc + D, s_avg,
+                                                       s_max, s_skip, D, k);
+        } else if (n + 1 == N) {
+          backward_row<T, true, false, AVG, MAX, SKIP>(xc - D, xc, xc, gc, dxc - D, dxc, dxc, s_avg,
+                                                       s_max, s_skip, D, k);
+        } else {
+          backward_row<T, true, true, AVG, MAX, SKIP>(xc - D, xc, xc + D, gc, dxc - D, dxc, dxc + D,
+                                                      s_avg, s_max, s_skip, D, k);
+        }
+        for (size_t p = 0; p < P; ++p) {
+          const T* __restrict__ pr = c.params[p].row(b, n);
+          T* __restrict__ sp = s_skip + (1 + p) * D;
+          T* __restrict__ dp = dparams[p] + b * N * D + n * D;
+          const T wp = c.w_params[p];
+          const int64_t sd = c.params[p].sd;
+          if (sd == 1) {
+            for (int64_t d = 0; d < D; ++d) {
+              sp[d] += gc[d] * pr[d];
+              dp[d] = wp * gc[d];
+            }
+          } else {
+            for (int64_t d = 0; d < D; ++d) {
+              sp[d] += gc[d] * pr[d * sd];
+              dp[d] = wp * gc[d];
+            }
+          }
+        }
+      }
+      // Per-row reduction of the lanes in double: the result does not depend on how
+      // at::parallel_for chunks B.
+      double* sb = s + b * K;
+      for (int k = 0; k < K; ++k) sb[k] = 0;
+      auto reduce = [&](const T* lane) {
+        double t = 0;
+        for (int64_t d = 0; d < D; ++d) t += static_cast<double>(lane[d]);
+        return t;
+      };
+      if (AVG) sb[plan.k_avg] = reduce(s_avg);
+      if (MAX) sb[plan.k_max] = reduce(s_max);
+      if (SKIP) sb[plan.k_skip] = reduce(s_skip);
+      for (size_t p = 0; p < P; ++p) sb[plan.k_param[p]] = reduce(s_skip + (1 + p) * D);
+    }
+  });
+}
+
+// Calls fn.template operator()<AVG, MAX, SKIP>() for the plan's inline op set.
+template <typename F>
+void dispatch_inline(int mask, F&& fn) {
+  switch (mask) {
+    case 0:
+      return fn.template operator()<false, false, false>();
+    case 1:
+      return fn.template operator()<true, false, false>();
+    case 2:
+      return fn.template operator()<false, true, false>();
+    case 3:
+      return fn.template operator()<true, true, false>();
+    case 4:
+      return fn.template operator()<false, false, true>();
+    case 5:
+      return fn.template operator()<true, false, true>();
+    case 6:
+      return fn.template operator()<false, true, true>();
+    default:
+      return fn.template operator()<true, true, true>();
+  }
+}
+
+template <typename T>
+Ctx<T> make_ctx(const at::Tensor& xc, const MixedOpPlan& plan, const std::vector<double>& w,
+                at::TensorList param_outputs) {
+  Ctx<T> c;
+  c.x = xc.const_data_ptr<T>();
+  c.B = xc.size(0);
+  c.N = xc.size(1);
+  c.D = xc.size(2);
+  c.w_avg = plan.k_avg >= 0 ? static_cast<T>(w[plan.k_avg]) : T(0);
+  c.w_max = plan.k_max >= 0 ? static_cast<T>(w[plan.k_max]) : T(0);
+  c.w_skip = plan.k_skip >= 0 ? static_cast<T>(w[plan.k_skip]) : T(0);
+  for (int p = 0; p < plan.num_params; ++p) {
+    c.params.push_back(strided<T>(param_outputs[p]));
+    c.w_params.push_back(static_cast<T>(w[plan.k_param[p]]));
+  }
+  return c;
+}
+
+at::Tensor mixed_op_cpu(const at::Tensor& x,      // [B, N, D]
+                        const at::Tensor& alpha,  // [K]
+                        c10::IntArrayRef op_codes,
+                        at::TensorList param_outputs) {  // each [B, N, D]
+  const MixedOpPlan plan = mixed_op_plan(x, alpha, op_codes, param_outputs);
+  const at::Tensor xc = x.contiguous();
+  at::Tensor y = at::empty(x.sizes(), x.options());  // [B, N, D]
+  if (y.numel() == 0) return y;
+  const std::vector<double> w = softmax_weights(alpha);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mixed_op_cpu", [&] {
+    const Ctx<scalar_t> c = make_ctx<scalar_t>(xc, plan, w, param_outputs);
+    scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+    dispatch_inline(plan.inline_mask(), [&]<bool AVG, bool MAX, bool SKIP>() {
+      forward_impl<scalar_t, AVG, MAX, SKIP>(c, yp);
+    });
+  });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> mixed_op_backward_cpu(
+    const at::Tensor& grad,   // [B, N, D]
+    const at::Tensor& x,      // [B, N, D]
+    const at::Tensor& alpha,  // [K]
+    c10::IntArrayRef op_codes,
+    at::TensorList param_outputs) {  // each [B, N, D]
+  const MixedOpPlan plan = mixed_op_plan(x, alpha, op_codes, param_outputs);
+  TORCH_CHECK_VALUE(grad.sizes() == x.sizes(), "grad shape ", grad.sizes(),
+                    " does not match x shape ", x.sizes());
+  TORCH_CHECK_VALUE(grad.scalar_type() == x.scalar_type() && grad.device() == x.device(),
+                    "grad must have x's dtype and device (", x.scalar_type(), ", ", x.device(),
+                    "), got (", grad.scalar_type(), ", ", grad.device(), ")");
+  const at::Tensor xc = x.contiguous();
+  const at::Tensor gc = grad.contiguous();
+  const int64_t B = x.size(0), K = plan.K;
+  at::Tensor dx = at::empty(x.sizes(), x.options());  // [B, N, D]
+  std::vector<at::Tensor> dparams;
+  for (int p = 0; p < plan.num_params; ++p) dparams.push_back(at::empty(x.sizes(), x.options()));
+  at::Tensor dalpha = at::empty({K}, alpha.options());  // [K]
+  const std::vector<double> w = softmax_weights(alpha);
+  std::vector<double> s(static_cast<size_t>(B * K), 0.0);  // [B, K]
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mixed_op_backward_cpu", [&] {
+    if (x.numel() > 0) {
+      const Ctx<scalar_t> c = make_ctx<scalar_t>(xc, plan, w, param_outputs);
+      std::vector<scalar_t*> dps;
+      for (auto& t : dparams) dps.push_back(t.mutable_data_ptr<scalar_t>());
+      scalar_t* dxp = dx.mutable_data_ptr<scalar_t>();
+      const scalar_t* gp = gc.const_data_ptr<scalar_t>();
+      dispatch_inline(plan.inline_mask(), [&]<bool AVG, bool MAX, bool SKIP>() {
+        backward_impl<scalar_t, AVG, MAX, SKIP>(c, plan, gp, dxp, dps, s.data());
+      });
+    }
+    // dalpha_k = w_k (s_k - sum_j w_j s_j): softmax's adjoint of dL/dw_k = s_k.
+    std::vector<double> tot(K, 0.0);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t k = 0; k < K; ++k) tot[k] += s[b * K + k];
+    double mean = 0;
+    for (int64_t k = 0; k < K; ++k) mean += w[k] * tot[k];
+    scalar_t* da = dalpha.mutable_data_ptr<scalar_t>();
+    for (int64_t k = 0; k < K; ++k) da[k] = static_cast<scalar_t>(w[k] * (tot[k] - mean));
+  });
+  return {dx, dalpha, dparams};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(nas, CPU, m) {
+  m.impl("mixed_op", &mixed_op_cpu);
+  m.impl("mixed_op_backward", &mixed_op_backward_cpu);
+}
+
+}  // namespace nas

@@ -1,0 +1,67 @@
+// Argument checks of nas::mixed_op / mixed_op_backward, shared by the CPU and CUDA
+// registrations (ValueError in Python, naming the argument).
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/util/ArrayRef.h>
+
+#include "mixed_op.h"
+
+namespace nas {
+
+inline MixedOpPlan mixed_op_plan(const at::Tensor& x,      // [B, N, D]
+                                 const at::Tensor& alpha,  // [K]
+                                 c10::IntArrayRef op_codes, at::TensorList param_outputs) {
+  TORCH_CHECK_VALUE(x.dim() == 3, "x must be a 3-D tensor [B, N, D], got shape ", x.sizes());
+  TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+                    "x must be float32 or float64, got ", x.scalar_type());
+  TORCH_CHECK_VALUE(alpha.dim() == 1, "alpha must be a 1-D tensor [K] of logits, got shape ",
+                    alpha.sizes());
+  TORCH_CHECK_VALUE(alpha.scalar_type() == x.scalar_type() && alpha.device() == x.device(),
+                    "alpha must have x's dtype and device (", x.scalar_type(), ", ", x.device(),
+                    "), got (", alpha.scalar_type(), ", ", alpha.device(), ")");
+  const int64_t K = static_cast<int64_t>(op_codes.size());
+  TORCH_CHECK_VALUE(K >= 1, "op_codes must name at least one candidate op, got []");
+  TORCH_CHECK_VALUE(alpha.size(0) == K, "alpha length ", alpha.size(0),
+                    " does not match len(op_codes) = ", K);
+  MixedOpPlan plan;
+  plan.K = static_cast<int>(K);
+  bool seen[kNumMixedOpCodes] = {};
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t c = op_codes[k];
+    TORCH_CHECK_VALUE(c >= 0 && c < kNumMixedOpCodes, "op_codes[", k, "] = ", c,
+                      " is not an op code in [0, ", static_cast<int64_t>(kNumMixedOpCodes), ")");
+    TORCH_CHECK_VALUE(!seen[c], "op_codes has duplicate op code ", c, " at position ", k);
+    seen[c] = true;
+    switch (c) {
+      case kAvgPool3x3:
+        plan.k_avg = static_cast<int>(k);
+        break;
+      case kMaxPool3x3:
+        plan.k_max = static_cast<int>(k);
+        break;
+      case kSkipConnect:
+        plan.k_skip = static_cast<int>(k);
+        break;
+      case kZero:
+        plan.k_zero = static_cast<int>(k);
+        break;
+      default:
+        plan.k_param[plan.num_params++] = static_cast<int>(k);
+        break;
+    }
+  }
+  TORCH_CHECK_VALUE(static_cast<int64_t>(param_outputs.size()) == plan.num_params,
+                    "param_outputs has ", param_outputs.size(), " tensor(s) but op_codes has ",
+                    plan.num_params, " parametric op(s)");
+  for (size_t p = 0; p < param_outputs.size(); ++p) {
+    const at::Tensor& t = param_outputs[p];
+    TORCH_CHECK_VALUE(t.sizes() == x.sizes(), "param_outputs[", p, "] shape ", t.sizes(),
+                      " does not match x shape ", x.sizes());
+    TORCH_CHECK_VALUE(t.scalar_type() == x.scalar_type() && t.device() == x.device(),
+                      "param_outputs[", p, "] must have x's dtype and device (", x.scalar_type(),
+                      ", ", x.device(), "), got (", t.scalar_type(), ", ", t.device(), ")");
+  }
+  return plan;
+}
+
+}  // namespace nas
