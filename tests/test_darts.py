@@ -407,3 +407,19 @@ def test_named_candidates_go_through_nas_ops_mixed_op(monkeypatch):
     calls.clear()
     DARTSLayer([Scale(1.0), Scale(2.0)])(torch.randn(1, 4, 3))
     assert calls == []  # arbitrary modules mix in PyTorch
+
+
+def test_supernet_compiles_fullgraph():
+    torch.manual_seed(12)
+    net = SuperNet(SearchSpace(3, ["conv_3x3", "avg_pool_3x3", "skip_connect", "zero"]), 4, 1)
+    with torch.no_grad():
+        net.alpha.copy_(torch.randn(3, 4))
+    x = torch.randn(2, 5, 4)
+    y = torch.compile(net, fullgraph=True)(x)
+    y.square().sum().backward()
+    compiled_grad = net.alpha.grad.clone()
+    net.zero_grad()
+    want = net(x)
+    want.square().sum().backward()
+    torch.testing.assert_close(y, want)
+    torch.testing.assert_close(compiled_grad, net.alpha.grad)
