@@ -16,7 +16,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "mixed_op_args.h"
@@ -54,10 +56,11 @@ Strided<T> strided(const at::Tensor& t) {
 }
 
 // A later element wins only if strictly greater or NaN: the first maximum of the
-// window wins (max_pool1d's rule), and NaN propagates.
+// window wins (max_pool1d's rule), and NaN propagates. Spelled with || and
+// __builtin_isnan: GCC 12 if-converts (vectorises) this form, not `| (v != v)`.
 template <typename T>
 inline bool beats(T v, T best) {
-  return (v > best) | (v != v);
+  return (v > best) || __builtin_isnan(v);
 }
 
 // Coefficients of the inline ops for one row: wa = w_avg / valid count.
@@ -98,60 +101,120 @@ inline void forward_row(const T* __restrict__ xl, const T* __restrict__ xc,
   }
 }
 
-// Row n of the backward, scattering into dx rows n-1 (+=), n (+= after row n-1 wrote
-// it, else =) and n+1 (=, its first write). Accumulates s_k = <g, op_k(x)> per lane.
-template <typename T, bool L, bool R, bool AVG, bool MAX, bool SKIP>
-inline void backward_row(const T* __restrict__ xl, const T* __restrict__ xc,
-                         const T* __restrict__ xr, const T* __restrict__ g,              // [D] rows
-                         T* __restrict__ dxl, T* __restrict__ dxc, T* __restrict__ dxr,  // [D]
-                         T* __restrict__ s_avg, T* __restrict__ s_max,
-                         T* __restrict__ s_skip,  // [D] lane accumulators
-                         int64_t D, RowCoef<T> c) {
-  for (int64_t d = 0; d < D; ++d) {
-    const T gv = g[d];
-    const T v = xc[d];
-    T own = 0, left = 0, right = 0;
-    if constexpr (SKIP) {
-      own += c.ws * gv;
-      s_skip[d] += gv * v;
-    }
-    if constexpr (AVG) {
-      T s = v;
-      if constexpr (L) s = xl[d] + s;
-      if constexpr (R) s = s + xr[d];
-      s_avg[d] += gv * (s * c.inv_cnt);
-      const T ga = c.wa * gv;
-      own += ga;
-      if constexpr (L) left += ga;
-      if constexpr (R) right += ga;
-    }
-    if constexpr (MAX) {
-      const T gm = c.wm * gv;
-      T b = v;
-      bool take_c = true, take_r = false;
+// GCC/Clang vector extensions (32 bytes; split into two SSE registers on a baseline
+// x86-64 build). GCC 12 does not if-convert the max routing below in a plain loop,
+// so the backward's row loop is written once over V = T (the tail) or V = Vec<T>.
+template <typename T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(16)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(16)));
+};
+template <typename T>
+using Vec = typename VecOf<T>::type;
+
+template <typename V, typename T>
+inline V load(const T* p) {
+  if constexpr (std::is_same_v<V, T>) {
+    return *p;
+  } else {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+  }
+}
+
+template <typename V, typename T>
+inline void store(T* p, V v) {
+  if constexpr (std::is_same_v<V, T>) {
+    *p = v;
+  } else {
+    std::memcpy(p, &v, sizeof(V));
+  }
+}
+
+// Element (or vector of elements) d of backward row n. Scatters into dx rows n-1
+// (+=), n (+= after row n-1 wrote it, else =) and n+1 (=, its first write), and
+// accumulates s_k = <g, op_k(x)> per lane.
+template <typename T, typename V, bool L, bool R, bool AVG, bool MAX, bool SKIP>
+inline void backward_elem(const T* __restrict__ xl, const T* __restrict__ xc,
+                          const T* __restrict__ xr, const T* __restrict__ g, T* __restrict__ dxl,
+                          T* __restrict__ dxc, T* __restrict__ dxr, T* __restrict__ s_avg,
+                          T* __restrict__ s_max, T* __restrict__ s_skip, int64_t d,
+                          const RowCoef<T>& c) {
+  const V gv = load<V>(g + d);
+  const V v = load<V>(xc + d);
+  const V zero{};
+  V own = zero, left = zero, right = zero;
+  if constexpr (SKIP) {
+    own = c.ws * gv;
+    store(s_skip + d, load<V>(s_skip + d) + gv * v);
+  }
+  if constexpr (AVG) {
+    V s = v;
+    if constexpr (L) s = load<V>(xl + d) + s;
+    if constexpr (R) s = s + load<V>(xr + d);
+    store(s_avg + d, load<V>(s_avg + d) + gv * (s * c.inv_cnt));
+    const V ga = c.wa * gv;
+    own = own + ga;
+    if constexpr (L) left = ga;
+    if constexpr (R) right = ga;
+  }
+  if constexpr (MAX) {
+    // Window order left, centre, right; see beats(). Selects only, no branches.
+    const V gm = c.wm * gv;
+    V b = v;
+    V to_lc = gm;  // what the left/centre winner receives
+    if constexpr (R) {
+      // Decide the left/centre winner first, then whether the right beats it.
+      V lc = v;
       if constexpr (L) {
-        b = xl[d];
-        take_c = beats(v, b);
-        b = take_c ? v : b;
+        const V l = load<V>(xl + d);
+        lc = ((v > l) | (v != v)) ? v : l;
       }
-      if constexpr (R) {
-        const T r = xr[d];
-        take_r = beats(r, b);
-        b = take_r ? r : b;
-      }
-      s_max[d] += gv * b;
-      own += (take_c & !take_r) ? gm : T(0);
-      if constexpr (L) left += (!take_c & !take_r) ? gm : T(0);
-      if constexpr (R) right += take_r ? gm : T(0);
+      const V r = load<V>(xr + d);
+      const auto tr = (r > lc) | (r != r);
+      b = tr ? r : lc;
+      right = right + (tr ? gm : zero);
+      to_lc = tr ? zero : gm;
     }
     if constexpr (L) {
-      dxl[d] += left;
-      dxc[d] += own;
+      const V l = load<V>(xl + d);
+      const auto tc = (v > l) | (v != v);
+      if constexpr (!R) b = tc ? v : l;
+      own = own + (tc ? to_lc : zero);
+      left = left + (tc ? zero : to_lc);
     } else {
-      dxc[d] = own;
+      own = own + to_lc;
     }
-    if constexpr (R) dxr[d] = right;
+    store(s_max + d, load<V>(s_max + d) + gv * b);
   }
+  if constexpr (L) {
+    store(dxl + d, load<V>(dxl + d) + left);
+    store(dxc + d, load<V>(dxc + d) + own);
+  } else {
+    store(dxc + d, own);
+  }
+  if constexpr (R) store(dxr + d, right);
+}
+
+template <typename T, bool L, bool R, bool AVG, bool MAX, bool SKIP>
+inline void backward_row(const T* xl, const T* xc, const T* xr, const T* g,  // [D] rows
+                         T* dxl, T* dxc, T* dxr,                             // [D] rows
+                         T* s_avg, T* s_max, T* s_skip,  // [D] lane accumulators
+                         int64_t D, const RowCoef<T>& c) {
+  constexpr int64_t W = sizeof(Vec<T>) / sizeof(T);
+  int64_t d = 0;
+  for (; d + W <= D; d += W)
+    backward_elem<T, Vec<T>, L, R, AVG, MAX, SKIP>(xl, xc, xr, g, dxl, dxc, dxr, s_avg, s_max,
+                                                   s_skip, d, c);
+  for (; d < D; ++d)
+    backward_elem<T, T, L, R, AVG, MAX, SKIP>(xl, xc, xr, g, dxl, dxc, dxr, s_avg, s_max, s_skip, d,
+                                              c);
 }
 
 template <typename T>
@@ -231,14 +294,14 @@ void backward_impl(const Ctx<T>& c, const MixedOpPlan& plan, const T* g, T* dx,
         T* dxc = dxb + n * D;
         const RowCoef<T> k = coef(c, n);
         if (N == 1) {
-          backward_row<T, false, false, AVG, MAX, SKIP>(xc, xc, xc, gc, dxc, dxc, dxc, s_avg, s_max,
-                                                        s_skip, D, k);
+          backward_row<T, false, false, AVG, MAX, SKIP>(xc, xc, xc, gc, nullptr, dxc, nullptr,
+                                                        s_avg, s_max, s_skip, D, k);
         } else if (n == 0) {
-          backward_row<T, false, true, AVG, MAX, SKIP>(xc, xc, xc + D, gc, dxc, dxc, dxc + D, s_avg,
-                                                       s_max, s_skip, D, k);
+          backward_row<T, false, true, AVG, MAX, SKIP>(xc, xc, xc + D, gc, nullptr, dxc, dxc + D,
+                                                       s_avg, s_max, s_skip, D, k);
         } else if (n + 1 == N) {
-          backward_row<T, true, false, AVG, MAX, SKIP>(xc - D, xc, xc, gc, dxc - D, dxc, dxc, s_avg,
-                                                       s_max, s_skip, D, k);
+          backward_row<T, true, false, AVG, MAX, SKIP>(xc - D, xc, xc, gc, dxc - D, dxc, nullptr,
+                                                       s_avg, s_max, s_skip, D, k);
         } else {
           backward_row<T, true, true, AVG, MAX, SKIP>(xc - D, xc, xc + D, gc, dxc - D, dxc, dxc + D,
                                                       s_avg, s_max, s_skip, D, k);
