@@ -423,3 +423,49 @@ def test_supernet_compiles_fullgraph():
     want.square().sum().backward()
     torch.testing.assert_close(y, want)
     torch.testing.assert_close(compiled_grad, net.alpha.grad)
+
+
+def _layer_reference(layer, x, ops):
+    """sum_k w_k op_k(x), each parametric op's module taken in ops order."""
+    mods = iter(layer.candidates)
+    w = torch.softmax(layer.alpha, 0)
+    total = 0
+    for k, op in enumerate(ops):
+        o = nas.as_op(op)
+        if o in nas.signal_ops.PARAMETER_FREE_OPS:
+            out = nas.signal_ops.apply_parameter_free(o, x)
+        else:
+            out = next(mods)(x)
+        total = total + w[k] * out
+    return total
+
+
+def test_fused_layer_every_op_subset_and_order():
+    import itertools
+
+    torch.manual_seed(13)
+    gen = torch.Generator().manual_seed(14)
+    subsets = [s for r in range(2, 9) for s in itertools.combinations(ALL, r)]
+    subsets += [tuple(ALL[i] for i in torch.randperm(8, generator=gen)[:r]) for r in (3, 5, 8)]
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    g = torch.randn(2, 5, 3, dtype=torch.float64)
+    for ops in subsets:
+        layer = DARTSLayer(ops, hidden=3).double()
+        with torch.no_grad():
+            layer.alpha.copy_(torch.randn(len(ops), generator=gen))
+        y = layer(x)
+        want = _layer_reference(layer, x, ops)
+        torch.testing.assert_close(y, want, msg=lambda m, ops=ops: f"{ops}: {m}")
+        got = torch.autograd.grad((y * g).sum(), [layer.alpha, *layer.weight_parameters()])
+        ref = torch.autograd.grad((want * g).sum(), [layer.alpha, *layer.weight_parameters()])
+        for a, b in zip(got, ref, strict=True):
+            torch.testing.assert_close(a, b, msg=lambda m, ops=ops: f"{ops}: {m}")
+
+
+def test_cell_with_ops_in_non_canonical_order():
+    torch.manual_seed(15)
+    space = SearchSpace(3, ["zero", "sep_conv_5x5", "max_pool_3x3", "conv_3x3"])
+    cell = DARTSCell(space, 3).double()
+    alpha = torch.randn(3, 4, dtype=torch.float64)
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    torch.testing.assert_close(cell(x, alpha), _cell_reference(cell, x, alpha))
