@@ -197,6 +197,10 @@ def test_optimizer_argument_errors():
         DARTSOptimizer(nn.Linear(2, 2), 0.1, 0.1)
     with pytest.raises(ValueError, match="weight_lr must be finite"):
         DARTSOptimizer(Tiny(), math.inf, 0.1)
+    opt = DARTSOptimizer(Tiny(), 0.1, 0.1, loss=lambda p, t: (p - t) ** 2)
+    x, y = torch.randn(4, 3), torch.randn(4, 2)
+    with pytest.raises(ValueError, match=r"loss must return a scalar tensor, got \(4, 2\)"):
+        opt.step(x, y, x, y)
 
 
 def test_adam_defaults_are_darts():

@@ -342,8 +342,12 @@ class DARTSOptimizer:
             wd = 0.0 if alpha_weight_decay is None else alpha_weight_decay
             self.alpha_optimizer = torch.optim.SGD(self.alphas, lr=self.alpha_lr, weight_decay=wd)
 
-    def _train_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.loss(self.model(x), y)
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = self.loss(self.model(x), y)
+        if not isinstance(out, torch.Tensor) or out.numel() != 1:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"loss must return a scalar tensor, got {shape}")
+        return out.reshape(())
 
     def step(
         self,
@@ -357,14 +361,14 @@ class DARTSOptimizer:
         w_old = [p.detach().clone() for p in self.weights] if second else []
 
         # inner: the weights, on the training loss
-        train_loss = self._train_loss(train_x, train_y)
+        train_loss = self._loss(train_x, train_y)
         if self.weight_optimizer is not None:
             for p, g in zip(self.weights, _grads(train_loss, self.weights), strict=True):
                 p.grad = g
             self.weight_optimizer.step()
 
         # outer: alpha, on the validation loss at the updated weights
-        val_loss = self.loss(self.model(val_x), val_y)
+        val_loss = self._loss(val_x, val_y)
         if second:
             gs = _grads(val_loss, self.alphas + self.weights)
             d_alpha, v = gs[: len(self.alphas)], gs[len(self.alphas) :]
@@ -396,7 +400,7 @@ class DARTSOptimizer:
             with torch.no_grad():
                 for p, p0, d in zip(self.weights, w_at, v, strict=True):
                     p.copy_(p0 + (sign * eps) * d)
-            grads.append(_grads(self._train_loss(train_x, train_y), self.alphas))
+            grads.append(_grads(self._loss(train_x, train_y), self.alphas))
         with torch.no_grad():
             for p, p1 in zip(self.weights, w_now, strict=True):
                 p.copy_(p1)
