@@ -30,6 +30,16 @@ from .costs import (
 )
 from .darts import DARTSCell, DARTSLayer, DARTSOptimizer, DARTSStepResult, SuperNet
 from .discretize import cell_log_prob, discretize
+from .gguf_io import (
+    ExportConfig,
+    GGUFFormatError,
+    export_gguf,
+    inspect_gguf,
+    load_alphas,
+    load_nas_arch_from_gguf,
+    load_tensors,
+    validate_export_round_trip,
+)
 from .ops import native_op_names
 from .space import (
     Cell,
@@ -56,6 +66,8 @@ __all__ = [
     "DARTSStepResult",
     "DiscretizedArch",
     "Edge",
+    "ExportConfig",
+    "GGUFFormatError",
     "HWProfile",
     "OpCost",
     "OpType",
@@ -70,13 +82,19 @@ __all__ = [
     "cell_params",
     "default_op_costs",
     "default_op_params",
+    "default_signal_ops",
     "default_signal_search_space",
     "dgx_spark",
     "discretize",
+    "export_gguf",
     "h200",
     "has_native",
     "hw_profile",
     "hw_profiles",
+    "inspect_gguf",
+    "load_alphas",
+    "load_nas_arch_from_gguf",
+    "load_tensors",
     "make_cell",
     "native_op_names",
     "op_cost",
@@ -84,5 +102,5 @@ __all__ = [
     "op_feature_table",
     "op_params_1d",
     "parse_ops",
-    "default_signal_ops",
+    "validate_export_round_trip",
 ]

@@ -48,6 +48,46 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .gguf_io import inspect_gguf
+
+    try:
+        doc = inspect_gguf(args.file)
+    except OSError as exc:  # a missing/unreadable file is bad input too: one line, exit 2
+        raise ValueError(f"cannot read {args.file!r}: {exc.strerror or exc}") from None
+    if args.json:
+        _print_json({"file": args.file, **doc})
+        return 0
+    cell = doc["cell"]
+    print(f"file:          {args.file} ({doc['size_bytes']:,} bytes, GGUF v{doc['version']})")
+    print(f"architecture:  {doc['architecture']}")
+    if doc["model_name"]:
+        print(f"name:          {doc['model_name']}")
+    print(f"cell:          {cell['num_nodes']} nodes, {len(cell['edges'])} edges")
+    for i, (src, dst, op) in enumerate(cell["edges"]):
+        print(f"  edge {i}: {src} -> {dst}  {op}")
+    print(f"total_params:  {doc['total_params']:,}")
+    cfg = " ".join(f"{k}={v}" for k, v in doc["config"].items() if v)
+    print(f"config:        {cfg or '(none)'}")
+    if doc["schema_version"] is not None:
+        print(f"schema:        {doc['schema_version']}")
+    tensors = doc["tensors"]
+    total = sum(t["nbytes"] for t in tensors)
+    print(
+        f"tensors:       {len(tensors)} (F32, {total:,} bytes, data at byte {doc['data_offset']})"
+    )
+    if tensors:
+        rows = [
+            (t["name"], "x".join(map(str, t["shape"])), t["offset"], t["nbytes"]) for t in tensors
+        ]
+        w = max(4, *(len(r[0]) for r in rows))
+        ws = max(5, *(len(r[1]) for r in rows))
+        print(f"  {'name':{w}s}  {'shape':{ws}s}  {'offset':>10s}  {'bytes':>12s}")
+        for name, shape, off, nb in rows:
+            print(f"  {name:{w}s}  {shape:{ws}s}  {off:10d}  {nb:12,d}")
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas", description="Neural Architecture Search for small time-series models."
@@ -65,6 +105,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="what the native library was built with")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("inspect", help="architecture, config and tensors of a GGUF export")
+    p.add_argument("file", metavar="FILE.gguf", help="a file written by nas.export_gguf")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=_cmd_inspect)
     return parser
 
 
