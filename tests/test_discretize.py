@@ -239,3 +239,18 @@ def test_fit_budget_scales_to_8_nodes():
         # the budgeted optimum can never beat the unconstrained one
         lp = cell_log_prob(alpha, space, arch.cell, rule)
         assert lp <= cell_log_prob(alpha, space, discretize(alpha, space, rule=rule).cell, rule)
+
+
+@pytest.mark.parametrize("rule", ["argmax", "darts"])
+def test_discretized_arch_round_trips_through_gguf(rule):
+    # what a search hands to export: the discretized cell and its trained weights
+    net = nas.SuperNet(nas.SearchSpace(4, ["conv_3x3", "skip_connect", "zero"]), 8, 2)
+    with torch.no_grad():
+        net.alpha.copy_(torch.randn(6, 3, generator=torch.Generator().manual_seed(0)))
+    arch = net.discretize(rule=rule)
+    model = nas.signal_ops.CellModule(arch.cell, 8)
+    weights = {k: v.detach().numpy().ravel() for k, v in model.state_dict().items()}
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert sum(w.size for w in weights.values()) == arch.total_params
+    cfg = nas.ExportConfig(model_name="darts", hidden_dim=8, num_layers=2)
+    nas.validate_export_round_trip(arch, cfg, weights, shapes)
