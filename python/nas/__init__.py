@@ -28,6 +28,8 @@ from .costs import (
     op_feature_table,
     op_params_1d,
 )
+from .darts import DARTSCell, DARTSLayer, DARTSOptimizer, DARTSStepResult, SuperNet
+from .discretize import cell_log_prob, discretize
 from .gguf_io import (
     ExportConfig,
     GGUFFormatError,
@@ -58,6 +60,10 @@ __version__ = "0.1.0"
 __all__ = [
     "FEATURE_NAMES",
     "Cell",
+    "DARTSCell",
+    "DARTSLayer",
+    "DARTSOptimizer",
+    "DARTSStepResult",
     "DiscretizedArch",
     "Edge",
     "ExportConfig",
@@ -66,17 +72,20 @@ __all__ = [
     "OpCost",
     "OpType",
     "SearchSpace",
+    "SuperNet",
     "__version__",
     "all_ops",
     "as_op",
     "build_info",
     "cell_cost",
+    "cell_log_prob",
     "cell_params",
     "default_op_costs",
     "default_op_params",
     "default_signal_ops",
     "default_signal_search_space",
     "dgx_spark",
+    "discretize",
     "export_gguf",
     "h200",
     "has_native",
