@@ -23,6 +23,19 @@ from .costs import (
     op_feature_table,
     op_params_1d,
 )
+from .enumerate import (
+    CellCount,
+    Histogram,
+    ParetoFront,
+    TopK,
+    count_cells,
+    latency_coeffs,
+    pareto_front,
+    score_cells,
+    score_histogram,
+    search_top_k,
+    top_k_cells,
+)
 from .ops import native_op_names
 from .space import (
     Cell,
@@ -41,6 +54,17 @@ from .space import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "top_k_cells",
+    "search_top_k",
+    "score_histogram",
+    "score_cells",
+    "pareto_front",
+    "latency_coeffs",
+    "count_cells",
+    "TopK",
+    "ParetoFront",
+    "Histogram",
+    "CellCount",
     "FEATURE_NAMES",
     "Cell",
     "DiscretizedArch",
