@@ -60,7 +60,13 @@ struct Ctx {
   std::vector<double> inner_score;  // [R, M] sum_f coeffs[r, f] * inner[f, j]
   std::vector<int32_t> inner_code;  // [m, M] op code of inner edge t in inner cell j
   std::vector<uint32_t> inner_nz;   // [M] bit t: inner edge t is not the zero op
+  // prune_dead: inner sums and scores for every inner alive mask A (2**m of them), when
+  // they fit in kMaskedMaxBytes: a cell's inner part is then one lookup.
+  std::vector<double> masked;        // [2**m, F, M]
+  std::vector<double> masked_score;  // [2**m, R, M]
 };
+
+constexpr int64_t kMaskedMaxBytes = int64_t{16} << 20;
 
 // Row r's score of outer (or inner) sums x[F]: the left-to-right dot product.
 inline double dot(const double* coeffs, const double* x, int F, double start) {
@@ -111,6 +117,23 @@ Ctx make_ctx(const double* T, int64_t K, int64_t F, int64_t N, int64_t zero_op, 
     for (int64_t f = 0; f < F; ++f) x[f] = c.inner[f * c.M + j];
     for (int r = 0; r < c.R; ++r)
       c.inner_score[r * c.M + j] = dot(coeffs + r * F, x.data(), c.F, 0.0);
+  }
+  const int64_t A = int64_t{1} << c.m;
+  if (c.prune && A * c.M * (F + R) * 8 <= kMaskedMaxBytes) {
+    c.masked.assign(static_cast<size_t>(A * F * c.M), 0.0);
+    c.masked_score.assign(static_cast<size_t>(A * R * c.M), 0.0);
+    for (int64_t mask = 0; mask < A; ++mask)
+      for (int64_t j = 0; j < c.M; ++j) {
+        for (int64_t f = 0; f < F; ++f) {
+          double s = 0.0;
+          for (int t = 0; t < c.m; ++t)
+            s = s + (((mask >> t) & 1) ? T[c.inner_code[t * c.M + j] * F + f] : 0.0);
+          x[f] = s;
+          c.masked[(mask * F + f) * c.M + j] = s;
+        }
+        for (int r = 0; r < c.R; ++r)
+          c.masked_score[(mask * R + r) * c.M + j] = dot(coeffs + r * F, x.data(), c.F, 0.0);
+      }
   }
   return c;
 }
@@ -239,6 +262,14 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
           }
           const uint32_t ia = q_alive[q];
           canon[jj] = q_canon[q];
+          if (!c.masked.empty()) {
+            for (int f : c.need)
+              feat[f * kTile + jj] = q_outer[q * c.F + f] + c.masked[(ia * c.F + f) * c.M + j];
+            for (int r = 0; r < c.R; ++r)
+              score[r * kTile + jj] =
+                  q_score[q * c.R + r] + c.masked_score[(ia * c.R + r) * c.M + j];
+            continue;
+          }
           for (int f = 0; f < c.F; ++f) {
             double s = 0.0;
             for (int t = 0; t < c.m; ++t)
@@ -314,13 +345,23 @@ struct TopK {
   }
 
   void tile(int64_t idx0, const double* score, const double* feat, const uint8_t*, int64_t n) {
-    if (static_cast<int64_t>(heap.size()) == k) {
+    const bool full = static_cast<int64_t>(heap.size()) == k;
+    if (full) {
       const double thr = heap.front().s;
       int any = 0;
       for (int64_t j = 0; j < n; ++j) any |= Largest ? (score[j] > thr) : (score[j] < thr);
       if (!any) return;
     }
-    if (HasCons) constraint_tile(feat, n, F, lo, hi, ok);
+    if (HasCons) {
+      constraint_tile(feat, n, F, lo, hi, ok);
+      if (full) {  // a second vectorised pass: beats the threshold and qualifies
+        const double thr = heap.front().s;
+        int any = 0;
+        for (int64_t j = 0; j < n; ++j)
+          any |= (Largest ? (score[j] > thr) : (score[j] < thr)) & ok[j];
+        if (!any) return;
+      }
+    }
     for (int64_t j = 0; j < n; ++j)
       if (!HasCons || ok[j]) push({score[j], idx0 + j});
   }
