@@ -421,3 +421,19 @@ def test_cli_enumerate_table_and_errors(capsys):
     assert "k must be a positive integer" in capsys.readouterr().err
     assert main(["enumerate", "--nodes", "6", "--top-k", "3", "--max-params", "50000"]) == 0
     assert "branch and bound" in capsys.readouterr().out
+
+
+def test_latency_coeffs_and_histogram_range():
+    hw = nas.hw_profile("dgx_spark")
+    coeffs, bias = latency_coeffs(hw)
+    space = nas.SearchSpace(3)
+    table = nas.op_feature_table(space.ops)
+    f, s = score_cells(space, table, coeffs, bias=bias)
+    want = f[:, 0] / (hw.flops_throughput_gflops * 1e9) + f[:, 1] / (hw.mem_bandwidth_gbs * 1e9)
+    assert torch.allclose(s, want, rtol=1e-12, atol=0)
+    lo, hi = float(s.min()), float(s.max())
+    mid = (lo + hi) / 2
+    h = score_histogram(space, table, coeffs, 4, (mid, hi))
+    assert h.below == int((s < mid).sum()) and h.above == int((s >= hi).sum())
+    assert int(h.counts.sum()) + h.below + h.above == space.num_cells()
+    assert h.edges[0] == mid and h.edges[-1] == hi
