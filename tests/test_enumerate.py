@@ -437,3 +437,26 @@ def test_latency_coeffs_and_histogram_range():
     assert h.below == int((s < mid).sum()) and h.above == int((s >= hi).sum())
     assert int(h.counts.sum()) + h.below + h.above == space.num_cells()
     assert h.edges[0] == mid and h.edges[-1] == hi
+
+
+def test_non_contiguous_and_empty_ranges():
+    rng, space, table, coeffs = _case(4)
+    t = torch.as_tensor(table, dtype=torch.float64)
+    t_nc = t.t().contiguous().t()  # same values, column-major strides
+    assert not t_nc.is_contiguous() or t.shape[1] == 1
+    c = torch.as_tensor(coeffs, dtype=torch.float64)
+    c_nc = torch.stack([c, c], 1)[:, 0]
+    assert not c_nc.is_contiguous()
+    lo = torch.full((t.shape[1],), -INF, dtype=torch.float64)
+    hi = torch.full((t.shape[1],), INF, dtype=torch.float64)
+    args = (lo, hi, space.num_nodes, -1, False, 0, space.num_cells(), 7, False)
+    a = nas.ops.enumerate_top_k(t, c, 0.0, *args)
+    b = nas.ops.enumerate_top_k(t_nc, c_nc, 0.0, *args)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    # empty ranges: no rows, zero counts, an empty front
+    e = top_k_cells(space, table, coeffs, 5, start=3, count=0)
+    assert e.indices.shape == (0,) and e.features.shape == (0, table.shape[1])
+    assert count_cells(space, table, count=0) == nas.CellCount(0, 0)
+    assert pareto_front(space, table, [0, coeffs], count=0).indices.shape == (0,)
+    f, s = score_cells(space, table, coeffs, start=space.num_cells(), count=0)
+    assert f.shape == (0, table.shape[1]) and s.shape == (0,)
