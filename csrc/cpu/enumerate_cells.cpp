@@ -207,6 +207,7 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
   std::vector<double> q_outer(static_cast<size_t>(Q * c.F)), q_score(static_cast<size_t>(Q * c.R));
   std::vector<uint32_t> q_alive(Q);
   std::vector<uint8_t> q_canon(Q);
+  std::vector<uint32_t> tq(kTile), ta(kTile);
   int64_t cell = begin;
   while (cell < end) {
     const int64_t p = cell / c.M;
@@ -240,6 +241,50 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
       uint64_t onz = 0;
       for (int e = 0; e < c.outer; ++e)
         if (oc[e] != c.zero_op) onz |= uint64_t{1} << e;
+      if (!c.masked.empty()) {
+        // Every inner zero pattern q of this prefix up front; then each tile is a few
+        // branch-free gather loops.
+        for (int64_t q = 0; q < Q; ++q) {
+          const uint64_t nz = onz | (static_cast<uint64_t>(q) << c.outer);
+          const uint64_t alive = alive_edge_mask(nz, c.N, c.E, c.src, c.dst);
+          q_alive[q] = static_cast<uint32_t>(alive >> c.outer);
+          q_canon[q] = (nz & ~alive) == 0;
+          for (int f = 0; f < c.F; ++f) {
+            double s = 0.0;
+            for (int e = 0; e < c.outer; ++e)
+              s = s + (((alive >> e) & 1u) ? c.T[oc[e] * c.F + f] : 0.0);
+            q_outer[q * c.F + f] = s;
+          }
+          for (int r = 0; r < c.R; ++r)
+            q_score[q * c.R + r] = dot(c.coeffs + r * c.F, &q_outer[q * c.F], c.F, c.bias);
+        }
+        for (int64_t t0 = j0; t0 < j1; t0 += kTile) {
+          const int64_t n = std::min<int64_t>(kTile, j1 - t0);
+          for (int64_t jj = 0; jj < n; ++jj) {
+            const uint32_t q = c.inner_nz[t0 + jj];
+            tq[jj] = q;
+            ta[jj] = q_alive[q];
+            canon[jj] = q_canon[q];
+          }
+          for (int f : c.need) {
+            const double* ms = c.masked.data() + f * c.M + t0;
+            const double* qo = q_outer.data() + f;
+            double* out = feat.data() + f * kTile;
+            for (int64_t jj = 0; jj < n; ++jj)
+              out[jj] = qo[tq[jj] * c.F] + ms[static_cast<int64_t>(ta[jj]) * c.F * c.M + jj];
+          }
+          for (int r = 0; r < c.R; ++r) {
+            const double* ms = c.masked_score.data() + r * c.M + t0;
+            const double* qs = q_score.data() + r;
+            double* out = score.data() + r * kTile;
+            for (int64_t jj = 0; jj < n; ++jj)
+              out[jj] = qs[tq[jj] * c.R] + ms[static_cast<int64_t>(ta[jj]) * c.R * c.M + jj];
+          }
+          v.tile(p * c.M + t0, score.data(), feat.data(), canon.data(), n);
+        }
+        cell = p * c.M + j1;
+        continue;
+      }
       for (int64_t t0 = j0; t0 < j1; t0 += kTile) {
         const int64_t n = std::min<int64_t>(kTile, j1 - t0);
         for (int64_t jj = 0; jj < n; ++jj) {
@@ -262,14 +307,6 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
           }
           const uint32_t ia = q_alive[q];
           canon[jj] = q_canon[q];
-          if (!c.masked.empty()) {
-            for (int f : c.need)
-              feat[f * kTile + jj] = q_outer[q * c.F + f] + c.masked[(ia * c.F + f) * c.M + j];
-            for (int r = 0; r < c.R; ++r)
-              score[r * kTile + jj] =
-                  q_score[q * c.R + r] + c.masked_score[(ia * c.R + r) * c.M + j];
-            continue;
-          }
           for (int f = 0; f < c.F; ++f) {
             double s = 0.0;
             for (int t = 0; t < c.m; ++t)
