@@ -460,3 +460,42 @@ def test_non_contiguous_and_empty_ranges():
     assert pareto_front(space, table, [0, coeffs], count=0).indices.shape == (0,)
     f, s = score_cells(space, table, coeffs, start=space.num_cells(), count=0)
     assert f.shape == (0, table.shape[1]) and s.shape == (0,)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kernels_equal_brute_force_directly(seed):
+    # Tiny spaces straight against plain Python over space.enumerate(): top-k with ties
+    # (integer tables), constraints, prune_dead, counts and the Pareto front.
+    rng = np.random.default_rng(500 + seed)
+    num_nodes, num_ops = [(4, 3), (3, 5), (4, 4), (5, 2), (3, 8), (4, 5)][seed]
+    space = _space(rng, num_nodes, num_ops, True)
+    table = _table(rng, num_ops, 2, "ints" if seed % 2 else "normal")
+    coeffs = np.array([1.0, 0.5]) if seed % 2 else rng.normal(size=2)
+    prune = seed % 3 != 0
+    brute = _reference.enumerate_brute_force(space, table, coeffs, 0.0, prune)
+    feats = np.array([b[0] for b in brute])
+    limit = float(np.median(feats[:, 1]))
+    ok = [i for i, b in enumerate(brute) if b[0][1] <= limit]
+    for largest in (False, True):
+        want = sorted(ok, key=lambda i: (-brute[i][1] if largest else brute[i][1], i))[:9]
+        got = top_k_cells(space, table, coeffs, 9, {1: (None, limit)}, largest=largest,
+                          prune_dead=prune)  # fmt: skip
+        assert got.indices.tolist() == want
+        assert got.scores.tolist() == [brute[i][1] for i in want]
+        assert got.features.tolist() == [brute[i][0] for i in want]
+    c = count_cells(space, table, {1: (None, limit)}, prune_dead=prune)
+    assert c.count == len(ok) and c.distinct == sum(brute[i][2] for i in ok)
+    # Pareto front of (feature 0, feature 1) by brute force
+    pts = {}
+    for i in ok:
+        key = tuple(brute[i][0])
+        first, n = pts.get(key, (i, 0))
+        pts[key] = (first, n + 1)
+    front = [
+        (k, v) for k, v in sorted(pts.items())
+        if not any(o[0] <= k[0] and o[1] <= k[1] and o != k for o in pts)
+    ]  # fmt: skip
+    pf = pareto_front(space, table, [0, 1], {1: (None, limit)}, prune_dead=prune)
+    assert pf.values.tolist() == [list(k) for k, _ in front]
+    assert pf.indices.tolist() == [v[0] for _, v in front]
+    assert pf.counts.tolist() == [v[1] for _, v in front]
