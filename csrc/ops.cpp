@@ -16,4 +16,28 @@ TORCH_LIBRARY(nas, m) {
   m.def(
       "mixed_op_backward(Tensor grad, Tensor x, Tensor alpha, int[] op_codes, "
       "Tensor[] param_outputs) -> (Tensor, Tensor, Tensor[])");
+  // Exhaustive scans of a cell search space (nas/enumerate.py; kernels in
+  // csrc/cpu/enumerate_cells.cpp, csrc/cuda/enumerate_cells.cu). op_features:
+  // [num_ops, F] float64 per-op features; a cell's features are their sums over its
+  // edges, its score bias + coeffs . features; low/high: [F] inclusive bounds
+  // (+-inf for none); zero_op: code of the zero op or -1; cells [start, start+count).
+  m.def(
+      "enumerate_score_cells(Tensor op_features, Tensor coeffs, float bias, int num_nodes, "
+      "int zero_op, bool prune_dead, int start, int count) -> (Tensor, Tensor)");
+  m.def(
+      "enumerate_top_k(Tensor op_features, Tensor coeffs, float bias, Tensor low, Tensor high, "
+      "int num_nodes, int zero_op, bool prune_dead, int start, int count, int k, bool largest) "
+      "-> (Tensor, Tensor, Tensor)");
+  m.def(
+      "enumerate_count(Tensor op_features, Tensor coeffs, float bias, Tensor low, Tensor high, "
+      "int num_nodes, int zero_op, bool prune_dead, int start, int count, int bins, "
+      "float hist_min, float hist_max) -> (Tensor, Tensor)");
+  m.def(
+      "enumerate_pareto(Tensor op_features, Tensor objectives, Tensor low, Tensor high, "
+      "int num_nodes, int zero_op, bool prune_dead, int start, int count) "
+      "-> (Tensor, Tensor, Tensor)");
+  m.def(
+      "enumerate_search_top_k(Tensor op_features, Tensor coeffs, float bias, Tensor low, "
+      "Tensor high, int num_nodes, int k, bool largest, int max_nodes) "
+      "-> (Tensor, Tensor, Tensor)");
 }

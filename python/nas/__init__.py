@@ -6,11 +6,6 @@ The public API is re-exported here; see README.md for a tour.
 from __future__ import annotations
 
 from ._native import build_info, has_native
-
-# The module nas.signal_ops shares its name with the function nas.signal_ops(); load the
-# module first so that the function below wins the attribute and a later
-# `from nas.signal_ops import ...` (module already loaded) does not overwrite it.
-from . import signal_ops as _signal_ops_module  # noqa: F401  (isort: skip)
 from .costs import (
     FEATURE_NAMES,
     HWProfile,
@@ -40,6 +35,19 @@ from .gguf_io import (
     load_tensors,
     validate_export_round_trip,
 )
+from .enumerate import (
+    CellCount,
+    Histogram,
+    ParetoFront,
+    TopK,
+    count_cells,
+    latency_coeffs,
+    pareto_front,
+    score_cells,
+    score_histogram,
+    search_top_k,
+    top_k_cells,
+)
 from .ops import native_op_names
 from .space import (
     Cell,
@@ -58,6 +66,17 @@ from .space import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "top_k_cells",
+    "search_top_k",
+    "score_histogram",
+    "score_cells",
+    "pareto_front",
+    "latency_coeffs",
+    "count_cells",
+    "TopK",
+    "ParetoFront",
+    "Histogram",
+    "CellCount",
     "FEATURE_NAMES",
     "Cell",
     "DARTSCell",

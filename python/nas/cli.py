@@ -88,6 +88,91 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_enumerate(args: argparse.Namespace) -> int:
+    from .costs import FEATURE_NAMES, hw_profile, op_feature_table
+    from .enumerate import count_cells, latency_coeffs, search_top_k, top_k_cells
+    from .space import SearchSpace, parse_ops
+
+    space = SearchSpace(args.nodes, parse_ops(args.ops))
+    if not space.ops:
+        raise ValueError("--ops names no ops")
+    table = op_feature_table(space.ops)
+    hw = hw_profile(args.hw)
+    coeffs, bias = latency_coeffs(hw)
+    cons: dict[int, tuple[float | None, float | None]] = {}
+    for col, hi in enumerate((args.max_flops, args.max_bytes, args.max_params)):
+        if hi is not None:
+            cons[col] = (None, hi)
+    if args.min_params is not None:
+        cons[2] = (args.min_params, cons.get(2, (None, None))[1])
+    # Spaces past 2**40 cells (6+ nodes) use the exact branch-and-bound search.
+    use_search = space.num_cells() > 2**40
+    if use_search and args.prune_dead:
+        raise ValueError(
+            f"--prune-dead needs an exhaustive scan; {space.num_cells():.3e} cells is too many"
+        )
+    if use_search:
+        res = search_top_k(space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias)
+        method = "branch and bound"
+    else:
+        res = top_k_cells(
+            space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias,
+            prune_dead=args.prune_dead, progress=not args.json,
+        )  # fmt: skip
+        method = "exhaustive scan"
+    counted = None
+    if args.count and not use_search:
+        counted = count_cells(space, table, cons, prune_dead=args.prune_dead,
+                              progress=not args.json)  # fmt: skip
+    indices = [
+        int(i) for i in (res.indices.tolist() if hasattr(res.indices, "tolist") else res.indices)
+    ]
+    rows = []
+    for rank, (i, sc, ft) in enumerate(
+        zip(indices, res.scores.tolist(), res.features.tolist(), strict=True)
+    ):
+        row = {"rank": rank + 1, "index": i, "latency_s": sc}
+        row.update({name: v for name, v in zip(FEATURE_NAMES, ft, strict=True)})
+        row["cell"] = str(space.cell(i))
+        rows.append(row)
+    doc = {
+        "num_nodes": space.num_nodes,
+        "ops": [op.value for op in space.ops],
+        "num_cells": space.num_cells(),
+        "hw": args.hw,
+        "score": "latency_s = flops / (GFLOP/s * 1e9) + mem_bytes / (GB/s * 1e9)",
+        "constraints": {FEATURE_NAMES[c]: list(v) for c, v in cons.items()},
+        "prune_dead": args.prune_dead,
+        "largest": args.largest,
+        "method": method,
+        "cells": rows,
+    }
+    if counted is not None:
+        doc["qualifying_cells"] = counted.count
+        doc["distinct_pruned_cells"] = counted.distinct
+    if args.json:
+        _print_json(doc)
+        return 0
+    print(f"space: {space.num_nodes} nodes, {space.num_ops} ops, {space.num_cells():,} cells "
+          f"({method}); hw {args.hw}")  # fmt: skip
+    if cons:
+        print(
+            "constraints: "
+            + ", ".join(f"{FEATURE_NAMES[c]} in [{lo}, {hi}]" for c, (lo, hi) in cons.items())
+        )
+    if counted is not None:
+        print(f"qualifying cells: {counted.count:,} ({counted.distinct:,} distinct after pruning)")
+    head = f"{'rank':>4} {'index':>14} {'latency (us)':>13} {'MFLOPs':>10} {'MB':>8}"
+    print(f"{head} {'params':>8}  cell")
+    for r in rows:
+        print(f"{r['rank']:>4} {r['index']:>14} {r['latency_s'] * 1e6:>13.3f} "
+              f"{r['flops'] / 1e6:>10.2f} {r['mem_bytes'] / 1e6:>8.3f} {int(r['params']):>8}  "
+              f"{r['cell']}")  # fmt: skip
+    if not rows:
+        print("(no cell satisfies the constraints)")
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas", description="Neural Architecture Search for small time-series models."
@@ -110,6 +195,21 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE.gguf", help="a file written by nas.export_gguf")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("enumerate", help="exact top-k cells of a space by estimated latency")
+    p.add_argument("--nodes", type=int, default=5, help="nodes per cell (default 5)")
+    p.add_argument("--ops", default="all", help='"all", "signal", or a comma list of op names')
+    p.add_argument("--top-k", type=int, default=10, help="cells to list (default 10)")
+    p.add_argument("--hw", default="dgx_spark", help="hardware profile (dgx_spark, h200)")
+    p.add_argument("--max-params", type=float, default=None, help="keep cells with <= params")
+    p.add_argument("--min-params", type=float, default=None, help="keep cells with >= params")
+    p.add_argument("--max-flops", type=float, default=None, help="keep cells with <= FLOPs")
+    p.add_argument("--max-bytes", type=float, default=None, help="keep cells with <= bytes")
+    p.add_argument("--largest", action="store_true", help="slowest cells instead of fastest")
+    p.add_argument("--prune-dead", action="store_true", help="dead nodes' edges cost nothing")
+    p.add_argument("--count", action="store_true", help="also count the qualifying cells")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=_cmd_enumerate)
     return parser
 
 

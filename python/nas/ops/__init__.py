@@ -6,10 +6,26 @@ and benchmarks compare against, lives in ``nas/ops/_reference.py``.
 
 from . import _reference
 from .decode_cells import decode_cells
+from .enumerate_cells import (
+    enumerate_count,
+    enumerate_pareto,
+    enumerate_score_cells,
+    enumerate_search_top_k,
+    enumerate_top_k,
+)
 from .mixed_op import mixed_op
 
 # Every op registered by csrc/ops.cpp, for build checks (bench/build_cuda.sh) and tests.
-NATIVE_OPS: tuple[str, ...] = ("decode_cells", "mixed_op", "mixed_op_backward")
+NATIVE_OPS: tuple[str, ...] = (
+    "decode_cells",
+    "enumerate_score_cells",
+    "enumerate_top_k",
+    "enumerate_count",
+    "enumerate_pareto",
+    "enumerate_search_top_k",
+    "mixed_op",
+    "mixed_op_backward",
+)
 
 
 def native_op_names() -> tuple[str, ...]:
@@ -17,4 +33,15 @@ def native_op_names() -> tuple[str, ...]:
     return NATIVE_OPS
 
 
-__all__ = ["NATIVE_OPS", "_reference", "decode_cells", "mixed_op", "native_op_names"]
+__all__ = [
+    "NATIVE_OPS",
+    "_reference",
+    "decode_cells",
+    "enumerate_count",
+    "enumerate_pareto",
+    "enumerate_score_cells",
+    "enumerate_search_top_k",
+    "enumerate_top_k",
+    "mixed_op",
+    "native_op_names",
+]

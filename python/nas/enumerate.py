@@ -1,0 +1,479 @@
+"""Exhaustive enumeration and cost scoring over a whole cell search space.
+
+Answers "which cells of this space are fastest, smallest, or best under my budget?"
+exactly, with native kernels (``torch.ops.nas.enumerate_*``, CPU and CUDA) that never
+materialise the cells: top-k, Pareto front, counts and histograms of a linear score of
+per-cell feature sums, optionally with dead nodes pruned; and a branch-and-bound top-k
+for spaces far too large to scan (6 nodes: 3.5e13 cells, 8 nodes: 2**84).
+
+Scores. ``op_features`` is a [num_ops, F] table (e.g. ``op_feature_table``: FLOPs,
+bytes, params); a cell's features are their sums over its edges and its score is
+``bias + coeffs . features``. The arithmetic is fixed (nas/ops/_reference.py gives it
+to the bit), so CPU, CUDA and the references agree exactly, ties going to the lower
+index.
+
+Constraints map a feature column to inclusive (low, high) bounds, either end None:
+``{2: (None, 50_000)}`` keeps cells with at most 50,000 parameters.
+
+prune_dead: a node that no non-zero path connects from node 0 or to the last node is
+dead, and the edges into or out of it cost nothing (a runtime skips them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .costs import HWProfile
+from .ops import _reference
+from .ops.enumerate_cells import (
+    enumerate_count,
+    enumerate_pareto,
+    enumerate_score_cells,
+    enumerate_search_top_k,
+    enumerate_top_k,
+)
+from .space import OpType, SearchSpace
+
+Constraints = Mapping[int, tuple[float | None, float | None]]
+CoeffsLike = Sequence[float] | np.ndarray | Tensor | int
+
+# Native calls scan at most this many cells each: a progress bar advances between
+# them and Ctrl-C is honoured within about a second.
+SCAN_CHUNK = 1 << 28
+# Largest space the exhaustive ops will scan (indices are int64).
+MAX_SCAN_CELLS = 2**63 - 1
+
+
+def latency_coeffs(hw: HWProfile) -> tuple[np.ndarray, float]:
+    """(coeffs [3], bias) turning (flops, mem_bytes, params) into the seed's latency
+    estimate in seconds: flops / (GFLOP/s * 1e9) + bytes / (GB/s * 1e9)."""
+    return (
+        np.array(
+            [1.0 / (hw.flops_throughput_gflops * 1e9), 1.0 / (hw.mem_bandwidth_gbs * 1e9), 0.0]
+        ),
+        0.0,
+    )
+
+
+@dataclass(frozen=True)
+class TopK:
+    """The best cells, best first. indices Tensor[n] int64 (or a list of ints for spaces
+    past int64), scores Tensor[n] float64, features Tensor[n, F] float64."""
+
+    indices: Tensor | list[int]
+    scores: Tensor
+    features: Tensor
+
+
+@dataclass(frozen=True)
+class ParetoFront:
+    """Non-dominated objective pairs, sorted by objective 0 (ascending). indices
+    Tensor[n] int64: lowest index reaching each pair; values Tensor[n, 2]; counts
+    Tensor[n] int64: cells reaching each pair."""
+
+    indices: Tensor
+    values: Tensor
+    counts: Tensor
+
+
+@dataclass(frozen=True)
+class CellCount:
+    """count: cells satisfying the constraints; distinct: classes of them that prune to
+    the same runtime cell (== count without prune_dead or without a zero op)."""
+
+    count: int
+    distinct: int
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """counts Tensor[bins] int64 over edges Tensor[bins + 1] (bins are [lo, hi) and the
+    last is closed); below/above: qualifying cells outside the range."""
+
+    counts: Tensor
+    edges: Tensor
+    below: int
+    above: int
+
+
+# ------------------------------------------------------------------ argument handling
+def _table(space: SearchSpace, op_features: np.ndarray | Tensor) -> Tensor:
+    if not space.ops:
+        raise ValueError("the search space has an empty op list")
+    t = torch.as_tensor(op_features).detach().to("cpu", torch.float64)
+    if t.dim() != 2:
+        raise ValueError(f"op_features must be [num_ops, F], got shape {tuple(t.shape)}")
+    if t.shape[0] != space.num_ops:
+        raise ValueError(
+            f"op_features has {t.shape[0]} rows, the space has {space.num_ops} ops "
+            "(one row per op, in the space's op order)"
+        )
+    if t.shape[1] < 1:
+        raise ValueError("op_features has no feature columns")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError("op_features must be finite (no NaN or infinity)")
+    return t.contiguous()
+
+
+def _coeffs(coeffs: CoeffsLike | None, nf: int, name: str = "coeffs") -> Tensor:
+    if coeffs is None:
+        return torch.zeros(nf, dtype=torch.float64)
+    if isinstance(coeffs, (int, np.integer)) and not isinstance(coeffs, bool):
+        if not 0 <= coeffs < nf:
+            raise ValueError(f"{name} column {coeffs} is out of range [0, {nf})")
+        c = torch.zeros(nf, dtype=torch.float64)
+        c[int(coeffs)] = 1.0
+        return c
+    c = torch.as_tensor(np.asarray(coeffs, dtype=np.float64))
+    if c.shape != (nf,):
+        raise ValueError(f"{name} must have {nf} entries (one per feature), got {tuple(c.shape)}")
+    if not bool(torch.isfinite(c).all()):
+        raise ValueError(f"{name} must be finite, got {c.tolist()}")
+    return c
+
+
+def _bounds(constraints: Constraints | None, nf: int) -> tuple[Tensor, Tensor]:
+    low = torch.full((nf,), -math.inf, dtype=torch.float64)
+    high = torch.full((nf,), math.inf, dtype=torch.float64)
+    for col, pair in (constraints or {}).items():
+        if isinstance(col, bool) or not isinstance(col, (int, np.integer)) or not 0 <= col < nf:
+            raise ValueError(f"constraints key {col!r} is not a feature column in [0, {nf})")
+        try:
+            lo, hi = pair
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"constraints[{col}] must be a (low, high) pair, got {pair!r}"
+            ) from None
+        for v, name in ((lo, "low"), (hi, "high")):
+            if v is not None and (not isinstance(v, (int, float, np.number)) or math.isnan(v)):
+                raise ValueError(f"constraints[{col}] {name} bound must be a number, got {v!r}")
+        if lo is not None:
+            low[col] = float(lo)
+        if hi is not None:
+            high[col] = float(hi)
+        if low[col] > high[col]:
+            raise ValueError(f"constraints[{col}] is empty: low {lo} > high {hi}")
+    return low, high
+
+
+def _range(space: SearchSpace, start: int, count: int | None) -> tuple[int, int]:
+    n = space.num_cells()
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+        raise ValueError(f"start must be a non-negative integer, got {start!r}")
+    if count is None:
+        count = n - start
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ValueError(f"count must be a non-negative integer, got {count!r}")
+    if start + count > n:
+        raise ValueError(f"range [{start}, {start + count}) is past num_cells = {n}")
+    if start + count > MAX_SCAN_CELLS:
+        raise ValueError(
+            f"cannot scan {count} cells (indices pass int64); use search_top_k for an exact "
+            "top-k over huge spaces"
+        )
+    return int(start), int(count)
+
+
+def _space_args(space: SearchSpace) -> tuple[int, int]:
+    if not 2 <= space.num_nodes <= 11:
+        raise ValueError(f"enumeration needs 2 <= num_nodes <= 11, got {space.num_nodes}")
+    zero = space.ops.index(OpType.ZERO) if OpType.ZERO in space.ops else -1
+    return space.num_nodes, zero
+
+
+def _k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def _pieces(start: int, count: int, progress: bool, desc: str):
+    """Yields (start, count) sub-ranges of at most SCAN_CHUNK cells, with a progress bar."""
+    bar = None
+    if progress and count > SCAN_CHUNK:
+        from tqdm import tqdm
+
+        bar = tqdm(total=count, desc=desc, unit="cell", unit_scale=True, leave=False)
+    try:
+        for a in range(start, start + count, SCAN_CHUNK):
+            n = min(SCAN_CHUNK, start + count - a)
+            yield a, n
+            if bar is not None:
+                bar.update(n)
+    finally:
+        if bar is not None:
+            bar.close()
+    if count == 0:
+        yield start, 0
+
+
+def _dev(t: Tensor, device: str | torch.device) -> Tensor:
+    return t.to(device)
+
+
+# ------------------------------------------------------------------ public API
+def score_cells(
+    space: SearchSpace,
+    op_features: np.ndarray | Tensor,
+    coeffs: CoeffsLike | None = None,
+    *,
+    bias: float = 0.0,
+    start: int = 0,
+    count: int | None = None,
+    prune_dead: bool = False,
+    device: str | torch.device = "cpu",
+) -> tuple[Tensor, Tensor]:
+    """Features and scores of the cells [start, start + count) in index order.
+
+    Returns (features Tensor[count, F] float64, scores Tensor[count] float64; the
+    scores are bias + coeffs . features, all zero-coefficient when coeffs is None).
+    For slices that fit in memory (count defaults to the whole space).
+    """
+    t = _table(space, op_features)
+    c = _coeffs(coeffs, t.shape[1])
+    start, count = _range(space, start, count)
+    nodes, zero = _space_args(space)
+    return enumerate_score_cells(
+        _dev(t, device), _dev(c, device), float(bias), nodes, zero, prune_dead, start, count
+    )
+
+
+def top_k_cells(
+    space: SearchSpace,
+    op_features: np.ndarray | Tensor,
+    coeffs: CoeffsLike,
+    k: int,
+    constraints: Constraints | None = None,
+    *,
+    largest: bool = False,
+    bias: float = 0.0,
+    start: int = 0,
+    count: int | None = None,
+    prune_dead: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> TopK:
+    """The k lowest-scoring (highest with largest=True) cells satisfying the
+    constraints, streaming over [start, start + count); ties go to the lower index.
+    coeffs: [F] weights, or a column index to rank by one feature. Fewer than k rows
+    come back when fewer cells qualify."""
+    t = _table(space, op_features)
+    c = _coeffs(coeffs, t.shape[1])
+    low, high = _bounds(constraints, t.shape[1])
+    k = _k(k)
+    start, count = _range(space, start, count)
+    nodes, zero = _space_args(space)
+    args = [_dev(x, device) for x in (t, c)]
+    lh = [_dev(x, device) for x in (low, high)]
+    parts = []
+    for a, n in _pieces(start, count, progress, "top-k"):
+        parts.append(
+            enumerate_top_k(
+                args[0], args[1], float(bias), *lh, nodes, zero, prune_dead, a, n, k, largest
+            )  # fmt: skip
+        )
+    if len(parts) == 1:
+        return TopK(*parts[0])
+    idx = torch.cat([p[0].cpu() for p in parts]).numpy()
+    sc = torch.cat([p[1].cpu() for p in parts]).numpy()
+    ft = torch.cat([p[2].cpu() for p in parts])
+    order = np.lexsort((idx, -sc if largest else sc))[:k]
+    sel = torch.from_numpy(order)
+    return TopK(
+        torch.from_numpy(idx[order]).to(device),
+        torch.from_numpy(sc[order]).to(device),
+        ft[sel].to(device),
+    )
+
+
+def _objectives(objectives: Sequence[CoeffsLike], nf: int) -> Tensor:
+    if len(objectives) != 2:
+        raise ValueError(f"objectives must name exactly 2 objectives, got {len(objectives)}")
+    return torch.stack([_coeffs(o, nf, f"objectives[{i}]") for i, o in enumerate(objectives)])
+
+
+def pareto_front(
+    space: SearchSpace,
+    op_features: np.ndarray | Tensor,
+    objectives: Sequence[CoeffsLike],
+    constraints: Constraints | None = None,
+    *,
+    start: int = 0,
+    count: int | None = None,
+    prune_dead: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> ParetoFront:
+    """The exact set of non-dominated (objective 0, objective 1) pairs over the cells
+    satisfying the constraints, both minimised (negate coefficients to maximise).
+    Each objective is a [F] coefficient vector or a feature column, e.g.
+    ``objectives=[latency_coeffs(hw)[0], 2]`` for latency vs params."""
+    t = _table(space, op_features)
+    obj = _objectives(objectives, t.shape[1])
+    low, high = _bounds(constraints, t.shape[1])
+    start, count = _range(space, start, count)
+    nodes, zero = _space_args(space)
+    td, od = _dev(t, device), _dev(obj, device)
+    lh = [_dev(x, device) for x in (low, high)]
+    parts = [
+        enumerate_pareto(td, od, *lh, nodes, zero, prune_dead, a, n)
+        for a, n in _pieces(start, count, progress, "pareto")
+    ]
+    if len(parts) == 1:
+        return ParetoFront(*parts[0])
+    a, b, i, n = _reference.pareto_merge(
+        torch.cat([p[1][:, 0].cpu() for p in parts]).numpy(),
+        torch.cat([p[1][:, 1].cpu() for p in parts]).numpy(),
+        torch.cat([p[0].cpu() for p in parts]).numpy(),
+        torch.cat([p[2].cpu() for p in parts]).numpy(),
+    )
+    return ParetoFront(
+        torch.from_numpy(i).to(device),
+        torch.from_numpy(np.stack([a, b], axis=1).reshape(-1, 2)).to(device),
+        torch.from_numpy(n).to(device),
+    )
+
+
+def _count_scan(
+    space, op_features, coeffs, bias, constraints, bins, lo, hi, start, count, prune_dead, device,
+    progress,
+):  # fmt: skip
+    t = _table(space, op_features)
+    c = _coeffs(coeffs, t.shape[1])
+    low, high = _bounds(constraints, t.shape[1])
+    start, count = _range(space, start, count)
+    nodes, zero = _space_args(space)
+    td, cd = _dev(t, device), _dev(c, device)
+    lh = [_dev(x, device) for x in (low, high)]
+    hist = torch.zeros(bins + 2, dtype=torch.int64)
+    totals = torch.zeros(2, dtype=torch.int64)
+    for a, n in _pieces(start, count, progress, "count"):
+        h, tot = enumerate_count(
+            td, cd, float(bias), *lh, nodes, zero, prune_dead, a, n, bins, lo, hi
+        )
+        hist += h.cpu()
+        totals += tot.cpu()
+    return hist, totals
+
+
+def count_cells(
+    space: SearchSpace,
+    op_features: np.ndarray | Tensor,
+    constraints: Constraints | None = None,
+    *,
+    start: int = 0,
+    count: int | None = None,
+    prune_dead: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> CellCount:
+    """How many cells of [start, start + count) satisfy the constraints, and (with
+    prune_dead) how many distinct pruned cells they make up."""
+    _, totals = _count_scan(
+        space, op_features, None, 0.0, constraints, 0, 0.0, 1.0, start, count, prune_dead,
+        device, progress,
+    )  # fmt: skip
+    return CellCount(int(totals[0]), int(totals[1]))
+
+
+def score_histogram(
+    space: SearchSpace,
+    op_features: np.ndarray | Tensor,
+    coeffs: CoeffsLike,
+    bins: int = 20,
+    range: tuple[float, float] | None = None,  # noqa: A002  (numpy's name for it)
+    constraints: Constraints | None = None,
+    *,
+    bias: float = 0.0,
+    start: int = 0,
+    count: int | None = None,
+    prune_dead: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> Histogram:
+    """Histogram of the score over the cells satisfying the constraints: ``bins``
+    equal-width bins over ``range`` (default: the qualifying cells' min and max score,
+    found by two top-1 scans; the last bin then closes on the max)."""
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    if range is None:
+        kw = dict(bias=bias, start=start, count=count, prune_dead=prune_dead, device=device)
+        lo_r = top_k_cells(space, op_features, coeffs, 1, constraints, **kw)
+        hi_r = top_k_cells(space, op_features, coeffs, 1, constraints, largest=True, **kw)
+        if len(lo_r.scores) == 0:
+            edges = torch.linspace(0.0, 1.0, bins + 1, dtype=torch.float64)
+            return Histogram(torch.zeros(bins, dtype=torch.int64), edges, 0, 0)
+        lo, hi = float(lo_r.scores[0]), float(hi_r.scores[0])
+        # Close the last bin on the max: hi moves one ulp up (or a unit when lo == hi).
+        hi = float(np.nextafter(hi, math.inf)) if hi > lo else lo + 1.0
+    else:
+        lo, hi = float(range[0]), float(range[1])
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"range must be finite with low < high, got {range!r}")
+    hist, _ = _count_scan(
+        space, op_features, coeffs, bias, constraints, int(bins), lo, hi, start, count,
+        prune_dead, device, progress,
+    )  # fmt: skip
+    edges = torch.linspace(lo, hi, int(bins) + 1, dtype=torch.float64)
+    return Histogram(hist[1:-1].clone(), edges, int(hist[0]), int(hist[-1]))
+
+
+def search_top_k(
+    space: SearchSpace,
+    op_features: np.ndarray | Tensor,
+    coeffs: CoeffsLike,
+    k: int,
+    constraints: Constraints | None = None,
+    *,
+    largest: bool = False,
+    bias: float = 0.0,
+    max_nodes: int = 10**8,
+) -> TopK:
+    """Exact top-k over the whole space by branch and bound (depth-first over edge
+    prefixes in index order, bounded by the prefix's cost plus the per-edge best
+    remaining op cost; constraint bounds cut too). Returns exactly what
+    ``top_k_cells(space, ...)`` returns, also for spaces far too large to scan
+    (indices as Python ints then). Additive scores only: no prune_dead. Raises
+    RuntimeError past ``max_nodes`` search nodes (a hopeless search never hangs)."""
+    t = _table(space, op_features)
+    c = _coeffs(coeffs, t.shape[1])
+    low, high = _bounds(constraints, t.shape[1])
+    k = _k(k)
+    if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)) or max_nodes < 1:
+        raise ValueError(f"max_nodes must be a positive integer, got {max_nodes!r}")
+    nodes, _ = _space_args(space)
+    codes, scores, feats = enumerate_search_top_k(
+        t, c, float(bias), low, high, nodes, k, largest, int(max_nodes)
+    )
+    kk = space.num_ops
+    indices: list[int] = []
+    for row in codes.tolist():
+        v = 0
+        for d in row:
+            v = v * kk + d
+        indices.append(v)
+    out: Tensor | list[int] = indices
+    if space.num_cells() <= MAX_SCAN_CELLS:
+        out = torch.tensor(indices, dtype=torch.int64)
+    return TopK(out, scores, feats)
+
+
+__all__ = [
+    "CellCount",
+    "Histogram",
+    "ParetoFront",
+    "TopK",
+    "count_cells",
+    "latency_coeffs",
+    "pareto_front",
+    "score_cells",
+    "score_histogram",
+    "search_top_k",
+    "top_k_cells",
+]

@@ -1,0 +1,195 @@
+"""``nas.ops.enumerate_*``: exhaustive scans of a cell search space (native ops + fakes).
+
+Thin typed wrappers over ``torch.ops.nas.enumerate_*`` that fall back to the
+references in ``nas/ops/_reference.py`` when ``nas._C`` is missing. The high-level API
+(spaces, constraints as dicts, progress bars) is ``nas.enumerate``.
+
+Shared arguments: op_features Tensor[num_ops, F] float64 (per-op features); coeffs
+Tensor[F] float64 and bias (the score); low, high Tensor[F] float64 (inclusive
+feature bounds, -inf / +inf for none); zero_op (code of the zero op, -1 for none);
+the cells [start, start + count) in the space's index order.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .._native import has_native, warn_fallback
+from . import _reference
+
+
+def enumerate_score_cells(
+    op_features: Tensor,
+    coeffs: Tensor,
+    bias: float,
+    num_nodes: int,
+    zero_op: int,
+    prune_dead: bool,
+    start: int,
+    count: int,
+) -> tuple[Tensor, Tensor]:
+    """Returns (features Tensor[count, F] float64, scores Tensor[count] float64)."""
+    args = (op_features, coeffs, float(bias), int(num_nodes), int(zero_op), bool(prune_dead))
+    if has_native():
+        return torch.ops.nas.enumerate_score_cells(*args, int(start), int(count))
+    warn_fallback("enumerate_score_cells")
+    return _reference.enumerate_score_cells(*args, int(start), int(count))
+
+
+def enumerate_top_k(
+    op_features: Tensor,
+    coeffs: Tensor,
+    bias: float,
+    low: Tensor,
+    high: Tensor,
+    num_nodes: int,
+    zero_op: int,
+    prune_dead: bool,
+    start: int,
+    count: int,
+    k: int,
+    largest: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The k best cells satisfying the bounds, best first, ties to the lower index.
+
+    Returns (indices Tensor[n] int64, scores Tensor[n] float64, features Tensor[n, F]
+    float64), n = min(k, qualifying cells).
+    """
+    args = (op_features, coeffs, float(bias), low, high, int(num_nodes), int(zero_op))
+    rest = (bool(prune_dead), int(start), int(count), int(k), bool(largest))
+    if has_native():
+        return torch.ops.nas.enumerate_top_k(*args, *rest)
+    warn_fallback("enumerate_top_k")
+    return _reference.enumerate_top_k(*args, *rest)
+
+
+def enumerate_count(
+    op_features: Tensor,
+    coeffs: Tensor,
+    bias: float,
+    low: Tensor,
+    high: Tensor,
+    num_nodes: int,
+    zero_op: int,
+    prune_dead: bool,
+    start: int,
+    count: int,
+    bins: int,
+    hist_min: float,
+    hist_max: float,
+) -> tuple[Tensor, Tensor]:
+    """Counts the cells satisfying the bounds.
+
+    Returns (hist Tensor[bins + 2] int64: cells scoring below hist_min, in each of the
+    bins equal-width bins of [hist_min, hist_max), at or above hist_max; totals
+    Tensor[2] int64: qualifying cells, and those among them that are canonical under
+    prune_dead, i.e. the number of distinct pruned cells).
+    """
+    args = (op_features, coeffs, float(bias), low, high, int(num_nodes), int(zero_op))
+    rest = (bool(prune_dead), int(start), int(count), int(bins), float(hist_min), float(hist_max))
+    if has_native():
+        return torch.ops.nas.enumerate_count(*args, *rest)
+    warn_fallback("enumerate_count")
+    return _reference.enumerate_count(*args, *rest)
+
+
+def enumerate_pareto(
+    op_features: Tensor,
+    objectives: Tensor,
+    low: Tensor,
+    high: Tensor,
+    num_nodes: int,
+    zero_op: int,
+    prune_dead: bool,
+    start: int,
+    count: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The exact Pareto front (both objectives minimised) of the cells satisfying the
+    bounds; objectives: Tensor[2, F] float64 (objective r is the score with coeffs
+    objectives[r] and bias 0).
+
+    Returns (indices Tensor[n] int64: the lowest index reaching each non-dominated
+    objective pair, values Tensor[n, 2] float64 sorted by objective 0, counts Tensor[n]
+    int64: cells reaching each pair).
+    """
+    args = (op_features, objectives, low, high, int(num_nodes), int(zero_op))
+    rest = (bool(prune_dead), int(start), int(count))
+    if has_native():
+        return torch.ops.nas.enumerate_pareto(*args, *rest)
+    warn_fallback("enumerate_pareto")
+    return _reference.enumerate_pareto(*args, *rest)
+
+
+def enumerate_search_top_k(
+    op_features: Tensor,
+    coeffs: Tensor,
+    bias: float,
+    low: Tensor,
+    high: Tensor,
+    num_nodes: int,
+    k: int,
+    largest: bool,
+    max_nodes: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Branch-and-bound top-k over the whole space (no prune_dead): the same cells, in
+    the same order, as enumerate_top_k over [0, num_cells). Cells are returned as op
+    codes (indices of 8-node spaces pass int64).
+
+    Returns (codes Tensor[n, num_edges] int64, scores Tensor[n], features Tensor[n, F]).
+    """
+    args = (op_features, coeffs, float(bias), low, high, int(num_nodes), int(k), bool(largest))
+    if has_native():
+        return torch.ops.nas.enumerate_search_top_k(*args, int(max_nodes))
+    warn_fallback("enumerate_search_top_k")
+    return _reference.enumerate_search_top_k(*args, int(max_nodes))
+
+
+if has_native():
+
+    @torch.library.register_fake("nas::enumerate_score_cells")
+    def _score_cells_fake(op_features, coeffs, bias, num_nodes, zero_op, prune_dead, start, count):
+        f = op_features.shape[1]
+        return op_features.new_empty((count, f)), op_features.new_empty((count,))
+
+    def _data_dependent_rows(op_features: Tensor) -> int:
+        return torch.library.get_ctx().new_dynamic_size()
+
+    @torch.library.register_fake("nas::enumerate_top_k")
+    def _top_k_fake(op_features, coeffs, bias, low, high, num_nodes, zero_op, prune_dead, start,
+                    count, k, largest):  # fmt: skip
+        n = _data_dependent_rows(op_features)
+        f = op_features.shape[1]
+        return (
+            op_features.new_empty((n,), dtype=torch.int64),
+            op_features.new_empty((n,)),
+            op_features.new_empty((n, f)),
+        )
+
+    @torch.library.register_fake("nas::enumerate_count")
+    def _count_fake(op_features, coeffs, bias, low, high, num_nodes, zero_op, prune_dead, start,
+                    count, bins, hist_min, hist_max):  # fmt: skip
+        return (
+            op_features.new_empty((bins + 2,), dtype=torch.int64),
+            op_features.new_empty((2,), dtype=torch.int64),
+        )
+
+    @torch.library.register_fake("nas::enumerate_pareto")
+    def _pareto_fake(op_features, objectives, low, high, num_nodes, zero_op, prune_dead, start,
+                     count):  # fmt: skip
+        n = _data_dependent_rows(op_features)
+        return (
+            op_features.new_empty((n,), dtype=torch.int64),
+            op_features.new_empty((n, 2)),
+            op_features.new_empty((n,), dtype=torch.int64),
+        )
+
+    @torch.library.register_fake("nas::enumerate_search_top_k")
+    def _search_fake(op_features, coeffs, bias, low, high, num_nodes, k, largest, max_nodes):
+        n = _data_dependent_rows(op_features)
+        e = num_nodes * (num_nodes - 1) // 2
+        return (
+            op_features.new_empty((n, e), dtype=torch.int64),
+            op_features.new_empty((n,)),
+            op_features.new_empty((n, op_features.shape[1])),
+        )
