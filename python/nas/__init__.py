@@ -6,6 +6,7 @@ The public API is re-exported here; see README.md for a tour.
 from __future__ import annotations
 
 from ._native import build_info, has_native
+from .calibrate import measure_cells, run_calibration
 from .costs import (
     FEATURE_NAMES,
     HWProfile,
@@ -22,6 +23,14 @@ from .costs import (
     op_costs_1d,
     op_feature_table,
     op_params_1d,
+)
+from .latency import (
+    FEATURE_SETS,
+    CalibrationPoint,
+    LatencyEstimator,
+    expected_latency,
+    load_estimator,
+    r_squared,
 )
 from .ops import native_op_names
 from .space import (
@@ -42,10 +51,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FEATURE_NAMES",
+    "FEATURE_SETS",
+    "CalibrationPoint",
     "Cell",
     "DiscretizedArch",
     "Edge",
     "HWProfile",
+    "LatencyEstimator",
     "OpCost",
     "OpType",
     "SearchSpace",
@@ -59,16 +71,21 @@ __all__ = [
     "default_op_params",
     "default_signal_search_space",
     "dgx_spark",
+    "expected_latency",
     "h200",
     "has_native",
     "hw_profile",
     "hw_profiles",
+    "load_estimator",
     "make_cell",
+    "measure_cells",
     "native_op_names",
     "op_cost",
     "op_costs_1d",
     "op_feature_table",
     "op_params_1d",
     "parse_ops",
+    "r_squared",
+    "run_calibration",
     "signal_ops",
 ]
