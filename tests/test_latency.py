@@ -379,6 +379,18 @@ def test_measure_cells_bad_args():
         measure_cells(cells, statistic="p200")
     with pytest.raises(ValueError, match="cells is empty"):
         measure_cells([])
+    with pytest.raises(ValueError, match="timer must be one of"):
+        measure_cells(cells, timer="tsc")
+    with pytest.raises(ValueError, match='timer "thread" .* needs threads=1, got 2'):
+        measure_cells(cells, timer="thread", threads=2)
+
+
+def test_thread_timer_runs():
+    cells = sample_cells(nas.SearchSpace(3), 3, seed=2)
+    pts = measure_cells(
+        cells, "cpu", (2, 4, 8), rounds=2, warmup=1, min_block_s=0.0, timer="thread"
+    )
+    assert all(p.latency >= 0 and math.isfinite(p.latency) for p in pts)
 
 
 def test_repeatability_and_sampling():

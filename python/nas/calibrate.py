@@ -97,6 +97,20 @@ def _check_args(
     return s  # type: ignore[return-value]
 
 
+TIMERS = ("wall", "thread")
+
+
+def _check_timer(timer: str, dev: torch.device, threads: int) -> None:
+    if timer not in TIMERS:
+        raise ValueError(f"timer must be one of {TIMERS}, got {timer!r}")
+    if timer == "thread" and dev.type != "cpu":
+        raise ValueError(f'timer "thread" is for CPU devices; {dev} is timed with events')
+    if timer == "thread" and threads != 1:
+        raise ValueError(
+            f'timer "thread" counts one thread\'s CPU time, so it needs threads=1, got {threads}'
+        )
+
+
 def _make_step(module: torch.nn.Module, x: torch.Tensor, mode: str) -> Callable[[], None]:
     if mode == "forward":
         module.eval()
@@ -123,21 +137,29 @@ def time_cells(
     shape: Sequence[int] = DEFAULT_SHAPE,
     mode: str = "forward",
     *,
-    rounds: int = 20,
+    rounds: int = 30,
     warmup: int = 3,
     min_block_s: float = 2e-3,
     threads: int = 1,
     seed: int = 0,
-    clock: Callable[[], float] = time.perf_counter,
+    timer: str = "wall",
+    clock: Callable[[], float] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Time every cell in interleaved rounds (the protocol of the module docstring).
 
     Returns (times [len(cells), rounds] float64, seconds per call of each cell in each
     round; info: the protocol as run: threads, number per cell, device, shape, ...).
-    ``clock`` is the CPU timer (injectable for tests); CUDA uses events.
+    ``timer`` on CPU: "wall" (``time.perf_counter``) or "thread" (``time.thread_time``,
+    the CPU time of the calling thread: time spent descheduled by other processes on a
+    shared machine is not counted; needs ``threads=1``, where ATen runs every kernel
+    on the calling thread). CUDA always uses CUDA events. ``clock`` overrides the CPU
+    timer (for tests).
     """
     batch, patches, hidden = _check_args(shape, mode, rounds, warmup, threads)
     dev = torch.device(device)
+    _check_timer(timer, dev, threads)
+    if clock is None:
+        clock = time.thread_time if timer == "thread" else time.perf_counter
     cells = list(cells)
     if not cells:
         raise ValueError("cells is empty: nothing to measure")
@@ -198,7 +220,9 @@ def time_cells(
             "warmup": warmup,
             "min_block_s": min_block_s,
             "numbers": numbers,
-            "timer": "cuda events" if use_cuda else "time.perf_counter",
+            "timer": "cuda events"
+            if use_cuda
+            else ("time.thread_time" if timer == "thread" else "time.perf_counter"),
         }
     finally:
         torch.set_num_threads(old_threads)
@@ -211,13 +235,14 @@ def measure_cells(
     shape: Sequence[int] = DEFAULT_SHAPE,
     mode: str = "forward",
     *,
-    rounds: int = 20,
+    rounds: int = 30,
     warmup: int = 3,
     min_block_s: float = 2e-3,
     threads: int = 1,
     statistic: str = "min",
     seed: int = 0,
-    clock: Callable[[], float] = time.perf_counter,
+    timer: str = "wall",
+    clock: Callable[[], float] | None = None,
 ) -> list[CalibrationPoint]:
     """Measure each cell's latency (seconds per call of CellModule(cell, hidden) on a
     [batch, patches, hidden] input; ``mode="train"`` times forward + backward) with the
@@ -234,6 +259,7 @@ def measure_cells(
         min_block_s=min_block_s,
         threads=threads,
         seed=seed,
+        timer=timer,
         clock=clock,
     )
     lat = _statistic(times, statistic)
@@ -340,11 +366,12 @@ def run_calibration(
     features: Sequence[str] | None = None,
     hw: HWProfile | str | None = None,
     out: str | os.PathLike[str] | None = None,
-    rounds: int = 20,
+    rounds: int = 30,
     warmup: int = 3,
     min_block_s: float = 2e-3,
     threads: int = 1,
     statistic: str = "min",
+    timer: str = "wall",
     repeat: bool = True,
     seed: int = 0,
     plot: bool = True,
@@ -368,6 +395,7 @@ def run_calibration(
     for s in shapes:
         _check_args(s, mode, rounds, warmup, threads)
     _statistic(np.zeros((1, 1)), statistic)
+    _check_timer(timer, torch.device(device), threads)
     if hw is None:
         hw = h200() if torch.device(device).type == "cuda" else cpu_profile()
     elif isinstance(hw, str):
@@ -390,6 +418,7 @@ def run_calibration(
             min_block_s=min_block_s,
             threads=threads,
             seed=seed + si,
+            timer=timer,
         )
         sub = [cells[k] for k in idx]
         times, info = time_cells(sub, device, shp, mode, **kw)  # type: ignore[arg-type]

@@ -85,6 +85,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         min_block_s=args.min_block_ms / 1e3,
         threads=args.threads,
         statistic=args.statistic,
+        timer=args.timer,
         repeat=not args.no_repeat,
         seed=args.seed,
     )
@@ -161,11 +162,17 @@ def _build_parser() -> argparse.ArgumentParser:
         help='comma list of seed,lut,layout,rich; "auto": all but rich at one shape',
     )
     p.add_argument("--hw", default=None, help="profile for the seed units: cpu, dgx_spark, h200")
-    p.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds (20)")
+    p.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds (30)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls per cell (3)")
     p.add_argument("--min-block-ms", type=float, default=2.0, help="min timed block (2 ms)")
     p.add_argument("--threads", type=int, default=1, help="torch threads, fixed (default 1)")
     p.add_argument("--statistic", default="min", help='"min" (default), "median" or "p<q>"')
+    p.add_argument(
+        "--timer",
+        default="wall",
+        choices=["wall", "thread"],
+        help="CPU timer: wall clock, or the thread's CPU time (needs --threads 1)",
+    )
     p.add_argument("--no-repeat", action="store_true", help="skip the repeatability pass")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON document")
