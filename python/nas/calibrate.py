@@ -7,8 +7,11 @@ this runs on are shared and noisy, so the protocol is built against drift:
 * the thread count is fixed (``torch.set_num_threads(threads)``, restored after) and
   recorded;
 * every module is warmed up first, and each timed block repeats the cell ``number``
-  times so that one block lasts at least ``min_block_s`` (timer and dispatch jitter
-  are then small against it); the per-call time of a block is block time / number;
+  times so that one block lasts at least ``min_block_s`` (0.5 ms: timer jitter,
+  ~0.1 us, is then negligible, yet blocks are short enough that many of them run
+  between other processes' time slices; measured here, 0.5 ms blocks x 60 rounds
+  repeated better than 2 ms x 30 under other helpers' builds); the per-call time of a
+  block is block time / number;
 * cells are interleaved in ``rounds``: each round times every cell once, in a fresh
   random order, so a slow spell of the machine hits all cells alike instead of the
   few that happened to run then;
@@ -137,9 +140,9 @@ def time_cells(
     shape: Sequence[int] = DEFAULT_SHAPE,
     mode: str = "forward",
     *,
-    rounds: int = 30,
+    rounds: int = 60,
     warmup: int = 3,
-    min_block_s: float = 2e-3,
+    min_block_s: float = 5e-4,
     threads: int = 1,
     seed: int = 0,
     timer: str = "wall",
@@ -235,9 +238,9 @@ def measure_cells(
     shape: Sequence[int] = DEFAULT_SHAPE,
     mode: str = "forward",
     *,
-    rounds: int = 30,
+    rounds: int = 60,
     warmup: int = 3,
-    min_block_s: float = 2e-3,
+    min_block_s: float = 5e-4,
     threads: int = 1,
     statistic: str = "min",
     seed: int = 0,
@@ -366,9 +369,9 @@ def run_calibration(
     features: Sequence[str] | None = None,
     hw: HWProfile | str | None = None,
     out: str | os.PathLike[str] | None = None,
-    rounds: int = 30,
+    rounds: int = 60,
     warmup: int = 3,
-    min_block_s: float = 2e-3,
+    min_block_s: float = 5e-4,
     threads: int = 1,
     statistic: str = "min",
     timer: str = "wall",

@@ -162,9 +162,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help='comma list of seed,lut,layout,rich; "auto": all but rich at one shape',
     )
     p.add_argument("--hw", default=None, help="profile for the seed units: cpu, dgx_spark, h200")
-    p.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds (30)")
+    p.add_argument("--rounds", type=int, default=60, help="interleaved timing rounds (60)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls per cell (3)")
-    p.add_argument("--min-block-ms", type=float, default=2.0, help="min timed block (2 ms)")
+    p.add_argument("--min-block-ms", type=float, default=0.5, help="min timed block (0.5 ms)")
     p.add_argument("--threads", type=int, default=1, help="torch threads, fixed (default 1)")
     p.add_argument("--statistic", default="min", help='"min" (default), "median" or "p<q>"')
     p.add_argument(

@@ -18,7 +18,8 @@ over one of four named feature sets (``FEATURE_SETS``):
   uncalibrated ``"lut"`` model is the seed model restricted to live edges.
 * ``"layout"``: the lookup table keyed by (op, memory layout of its input):
   ``n_<op>@C`` / ``n_<op>@T``, plus ``adds_same`` / ``adds_mixed`` (node-sum adds of
-  tensors with the same / different layouts) and ``zeros_out``. Measured on CPU, the
+  tensors with the same / different layouts); a cell whose output receives nothing
+  (its ``zeros_like``, rare) costs the bias alone. Measured on CPU, the
   same op costs up to 18x more on the other layout (avg_pool on a conv's transposed
   output: ~650 us against ~36 us on the cell input at [16, 64, 128]), which no
   per-op table can express. Layout "C" is contiguous [B, N, D] (the cell input);
@@ -222,7 +223,7 @@ class LatencyEstimator:
             return lut
         if self.features == "layout":
             per_op = [f"n_{op.value}@{lay}" for op in self._count_ops for lay in LAYOUTS]
-            return per_op + ["adds_same", "adds_mixed", "zeros_out"]
+            return per_op + ["adds_same", "adds_mixed"]
         return lut + ["flops", "mem_bytes"]
 
     @property
@@ -253,7 +254,7 @@ class LatencyEstimator:
         for col in self.columns:
             if col in ("flops", "mem_bytes"):
                 w.append(1.0 if self.features == "seed" else 0.0)
-            elif col in ("launches", "adds_same", "adds_mixed", "zeros_out"):
+            elif col in ("launches", "adds_same", "adds_mixed"):
                 w.append(0.0)
             else:
                 w.append(self._seed_time(as_op(col[2:].split("@")[0])))
@@ -299,7 +300,7 @@ class LatencyEstimator:
                     # every non-zero edge adds into its node (the first input is free:
                     # the per-cell term subtracts one add per live node)
                     row.append(0.0 if op == OpType.ZERO else 1.0)
-                elif col in ("adds_mixed", "zeros_out"):
+                elif col == "adds_mixed":
                     row.append(0.0)
                 elif "@" in col:
                     # layout-averaged: an op's input layout depends on the cell around it
@@ -345,6 +346,8 @@ class LatencyEstimator:
                 raise ValueError(f"ops {unknown} are not in the estimator's op list {known}")
         if not self.live_edges_only:
             return table[codes].sum(dim=1).numpy()
+        if self.features == "layout":
+            return self._layout_features(num_nodes, codes)
         edges = [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]
         node_live = [torch.ones(n, dtype=torch.bool)] + [
             torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes - 1)
@@ -358,8 +361,6 @@ class LatencyEstimator:
             live = (codes[:, k] != _ZERO) & node_live[i]
             edge_live[:, k] = live
             node_live[j] = node_live[j] | live
-        if self.features == "layout":
-            return self._layout_features(num_nodes, codes)
         feats = (table[codes] * edge_live.unsqueeze(-1)).sum(dim=1)  # [n, F]
         cols = self.columns
         if "launches" in cols:
@@ -376,39 +377,42 @@ class LatencyEstimator:
         n = codes.shape[0]
         cols = self.columns
         n_ops = len(_CANON)
-        # column of (op, layout) in the feature vector; -1 for ops never counted
+        # column of (op, layout) in the feature vector; the dump column for ops never counted
         col_of = torch.full((n_ops * 2,), len(cols), dtype=torch.int64)
         for op in self._count_ops:
             for t, lay in enumerate(LAYOUTS):
                 col_of[_CANON.index(op) * 2 + t] = cols.index(f"n_{op.value}@{lay}")
         out_t = torch.tensor([OP_OUTPUT_T[op] for op in _CANON], dtype=torch.bool)  # [8, 2]
-        feats = torch.zeros(n, len(cols) + 1, dtype=torch.float64)  # last: dump column
         node_live = [torch.ones(n, dtype=torch.bool)] + [
             torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes - 1)
         ]
         node_t = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
         same = torch.zeros(n, dtype=torch.float64)
         mixed = torch.zeros(n, dtype=torch.float64)
-        ones = torch.ones(n, dtype=torch.float64)
+        edge_cols = []  # per edge: Tensor[n] feature column it counts in (dump if dead)
         k_of = {e: k for k, e in enumerate(_edges(num_nodes))}
         for j in range(1, num_nodes):
             for i in range(j):
                 c = codes[:, k_of[(i, j)]]
                 live = (c != _ZERO) & node_live[i]
-                in_t = node_t[i]
-                y_t = out_t[c, in_t.to(torch.int64)]
-                idx = torch.where(live, col_of[c * 2 + in_t.to(torch.int64)], len(cols))
-                feats.index_put_((torch.arange(n), idx), ones, accumulate=True)
+                in_t = node_t[i].to(torch.int64)
+                y_t = out_t[c, in_t]
+                edge_cols.append(torch.where(live, col_of[c * 2 + in_t], len(cols)))
                 adds = live & node_live[j]
                 same += (adds & (y_t == node_t[j])).to(torch.float64)
                 mixed += (adds & (y_t != node_t[j])).to(torch.float64)
                 first = live & ~node_live[j]
                 node_t[j] = torch.where(first, y_t, node_t[j])
                 node_live[j] = node_live[j] | live
+        width = len(cols) + 1  # last column: dump for dead edges
+        if not edge_cols:
+            edge_cols.append(torch.full((n,), len(cols), dtype=torch.int64))
+        flat = torch.arange(n).unsqueeze(1) * width + torch.stack(edge_cols, dim=1)  # [n, E]
+        feats = torch.bincount(flat.reshape(-1), minlength=n * width).reshape(n, width)
+        feats = feats.to(torch.float64)
         feats = feats[:, : len(cols)]
         feats[:, cols.index("adds_same")] = same
         feats[:, cols.index("adds_mixed")] = mixed
-        feats[:, cols.index("zeros_out")] = (~node_live[-1]).to(torch.float64)
         return feats.numpy()
 
     def _cells_to_codes(self, cells: Sequence[Cell]) -> dict[int, tuple[list[int], torch.Tensor]]:
