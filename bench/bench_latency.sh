@@ -12,11 +12,11 @@ date -u
 lock $nas calibrate --device cpu --cells 200 --holdout 0.25 --out calib/
 # 2. the same on another sample of cells (how stable the figures are)
 lock $nas calibrate --device cpu --cells 200 --holdout 0.25 --seed 1 --out calib/seed1/
-# 3. training steps (forward + backward)
-lock $nas calibrate --device cpu --cells 200 --holdout 0.25 --mode train --out calib/train/
-# 4. the thread-CPU-time timer instead of the wall clock, for comparison
-lock $nas calibrate --device cpu --cells 200 --holdout 0.25 --timer thread --out calib/thread/
-# 5. cells spread over three shapes: fits "rich" (FLOPs/bytes need several shapes)
+# 3. repeatability from a second measurement afterwards (includes the machine's drift)
+lock $nas calibrate --device cpu --cells 200 --holdout 0.25 --repeat sequential --out calib/sequential/
+# 4. cells spread over three shapes: fits "rich" (FLOPs/bytes need several shapes)
 lock $nas calibrate --device cpu --cells 200 --holdout 0.25 --shape 16,64,128 \
   --shape 8,64,64 --shape 16,32,96 --out calib/shapes/
+# 5. training steps (forward + backward)
+lock $nas calibrate --device cpu --cells 200 --holdout 0.25 --mode train --out calib/train/
 date -u

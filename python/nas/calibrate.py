@@ -101,6 +101,7 @@ def _check_args(
 
 
 TIMERS = ("wall", "thread")
+REPEATS = ("interleaved", "sequential", "none")
 
 
 def _check_timer(timer: str, dev: torch.device, threads: int) -> None:
@@ -375,18 +376,23 @@ def run_calibration(
     threads: int = 1,
     statistic: str = "min",
     timer: str = "wall",
-    repeat: bool = True,
+    repeat: str = "interleaved",
     seed: int = 0,
     plot: bool = True,
 ) -> dict[str, Any]:
     """Sample ``n_cells`` cells of ``space``, measure them (cells are spread round-robin
-    over ``shapes``), measure them again for repeatability (``repeat``), split off a
+    over ``shapes``), measure them again for repeatability (``repeat``: "interleaved",
+    the repeat's rounds alternating with the measurement's so that both see the same
+    machine; "sequential", a second full measurement afterwards, which also sees the
+    machine's drift between the two; or "none"), split off a
     ``holdout`` fraction, fit each feature set on the rest and score it on the held-out
     cells (``features`` None: every set that can be fitted; "rich" needs several
     shapes). Returns the JSON document of ``nas calibrate`` (written to ``out`` with the
     points CSV and the plot when ``out`` is given)."""
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout must be a fraction in (0, 1), got {holdout}")
+    if repeat not in REPEATS:
+        raise ValueError(f"repeat must be one of {REPEATS}, got {repeat!r}")
     if features is None:  # "rich" needs several shapes (at one it is rank-deficient)
         features = FEATURE_SETS if len(shapes) > 1 else ("seed", "lut", "layout")
     for f in features:
@@ -409,6 +415,7 @@ def run_calibration(
 
     cells = sample_cells(space, n_cells, seed)
     shape_of = [shapes[k % len(shapes)] for k in range(len(cells))]
+    load_before = list(os.getloadavg())
     t_start = time.perf_counter()
     lat = np.empty(len(cells))
     rep = np.full(len(cells), np.nan)
@@ -424,9 +431,15 @@ def run_calibration(
             timer=timer,
         )
         sub = [cells[k] for k in idx]
+        if repeat == "interleaved":  # even rounds: the measurement, odd: its repeat
+            kw["rounds"] = 2 * rounds
+            times, info = time_cells(sub, device, shp, mode, **kw)  # type: ignore[arg-type]
+            lat[idx] = _statistic(times[:, 0::2], statistic)
+            rep[idx] = _statistic(times[:, 1::2], statistic)
+            continue
         times, info = time_cells(sub, device, shp, mode, **kw)  # type: ignore[arg-type]
         lat[idx] = _statistic(times, statistic)
-        if repeat:
+        if repeat == "sequential":
             times2, _ = time_cells(sub, device, shp, mode, **kw)  # type: ignore[arg-type]
             rep[idx] = _statistic(times2, statistic)
     measure_s = time.perf_counter() - t_start
@@ -465,7 +478,7 @@ def run_calibration(
             "train_within_10pct": tm["within_10pct"],
             "estimator": est.to_dict(),
         }
-        if repeat:  # the model against the repeat measurement of the same held-out cells
+        if repeat != "none":  # the model against the repeat measurement of the same held-out cells
             models[name]["within_10pct_vs_repeat"] = accuracy_metrics(rep[test_idx], p)[
                 "within_10pct"
             ]
@@ -502,8 +515,13 @@ def run_calibration(
         "holdout": holdout,
         "seed": seed,
         "measure_seconds": measure_s,
-        "repeatability": repeatability(lat, rep) if repeat else None,
-        "repeatability_heldout": repeatability(lat[test_idx], rep[test_idx]) if repeat else None,
+        "loadavg_before": load_before,
+        "repeat": repeat,
+        "repeatability": repeatability(lat, rep) if repeat != "none" else None,
+        "repeatability_heldout": (
+            repeatability(lat[test_idx], rep[test_idx]) if repeat != "none" else None
+        ),
+        "loadavg_after": list(os.getloadavg()),
         "models": models,
         "best": best,
         "heldout_r2": models[best]["heldout_r2"],

@@ -86,7 +86,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         threads=args.threads,
         statistic=args.statistic,
         timer=args.timer,
-        repeat=not args.no_repeat,
+        repeat=args.repeat,
         seed=args.seed,
     )
     if args.json:
@@ -100,7 +100,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     rep = doc["repeatability"]
     if rep is not None:
         print(
-            f"  repeatability (same cells measured twice): {100 * rep['within_10pct']:.1f}% "
+            f"  repeatability ({doc['repeat']}: same cells measured twice): "
+            f"{100 * rep['within_10pct']:.1f}% "
             f"within +-10%, R^2 {rep['r2']:.4f}, median |diff| {100 * rep['median_abs_pct']:.1f}%"
         )
     for name, m in doc["models"].items():
@@ -173,7 +174,13 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=["wall", "thread"],
         help="CPU timer: wall clock, or the thread's CPU time (needs --threads 1)",
     )
-    p.add_argument("--no-repeat", action="store_true", help="skip the repeatability pass")
+    p.add_argument(
+        "--repeat",
+        default="interleaved",
+        choices=["interleaved", "sequential", "none"],
+        help="the repeatability measurement: rounds interleaved with the measurement's "
+        "(default), a second measurement afterwards, or none",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_calibrate)
