@@ -46,6 +46,7 @@ import torch
 from .costs import HWProfile, h200, hw_profile
 from .latency import (
     FEATURE_SETS,
+    WEIGHTINGS,
     CalibrationPoint,
     LatencyEstimator,
     accuracy_metrics,
@@ -376,6 +377,7 @@ def run_calibration(
     threads: int = 1,
     statistic: str = "min",
     timer: str = "wall",
+    weighting: str = "relative",
     repeat: str = "interleaved",
     seed: int = 0,
     plot: bool = True,
@@ -386,11 +388,14 @@ def run_calibration(
     machine; "sequential", a second full measurement afterwards, which also sees the
     machine's drift between the two; or "none"), split off a
     ``holdout`` fraction, fit each feature set on the rest and score it on the held-out
-    cells (``features`` None: every set that can be fitted; "rich" needs several
+    cells (least squares on relative errors by default, ``weighting``; ``features``
+    None: every set that can be fitted; "rich" needs several
     shapes). Returns the JSON document of ``nas calibrate`` (written to ``out`` with the
     points CSV and the plot when ``out`` is given)."""
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout must be a fraction in (0, 1), got {holdout}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     if repeat not in REPEATS:
         raise ValueError(f"repeat must be one of {REPEATS}, got {repeat!r}")
     if features is None:  # "rich" needs several shapes (at one it is rank-deficient)
@@ -463,7 +468,7 @@ def run_calibration(
     for name in features:
         est = LatencyEstimator(hw, features=name, ops=space.ops, shape=shape0)
         try:
-            est.calibrate(train)
+            est.calibrate(train, weighting=weighting)
         except ValueError as exc:
             models[name] = {"error": str(exc)}
             continue
@@ -513,6 +518,7 @@ def run_calibration(
         "n_train": len(train),
         "n_heldout": len(test),
         "holdout": holdout,
+        "weighting": weighting,
         "seed": seed,
         "measure_seconds": measure_s,
         "loadavg_before": load_before,
@@ -554,9 +560,9 @@ def run_calibration(
         if plot:
             try:
                 title = (
-                    f"{doc['device_name']} {mode}, shapes {shapes}, {threads} thread(s); "
-                    f"held-out {best}: R^2 {doc['heldout_r2']:.3f}, "
-                    f"{100 * doc['within_10pct']:.0f}% within 10%"
+                    f"{doc['device_name']} {mode}, shapes {shapes}, {threads} thread(s)\n"
+                    f"{len(y_test)} held-out cells; best {best}: R^2 {doc['heldout_r2']:.3f}, "
+                    f"{100 * doc['within_10pct']:.0f}% within +-10%"
                 )
                 _plot(out_dir / "pred_vs_measured.png", y_test, preds, title)
                 doc["files"]["plot"] = "pred_vs_measured.png"

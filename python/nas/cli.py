@@ -86,6 +86,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         threads=args.threads,
         statistic=args.statistic,
         timer=args.timer,
+        weighting=args.fit,
         repeat=args.repeat,
         seed=args.seed,
     )
@@ -173,6 +174,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default="wall",
         choices=["wall", "thread"],
         help="CPU timer: wall clock, or the thread's CPU time (needs --threads 1)",
+    )
+    p.add_argument(
+        "--fit",
+        default="relative",
+        choices=["relative", "absolute"],
+        help="least squares on relative errors (default) or on latencies (OLS)",
     )
     p.add_argument(
         "--repeat",

@@ -65,6 +65,7 @@ from .costs import HWProfile, OpCost, default_op_costs, op_costs_1d
 from .space import Cell, OpType, SearchSpace, all_ops, as_op
 
 FEATURE_SETS: tuple[str, ...] = ("seed", "lut", "layout", "rich")
+WEIGHTINGS: tuple[str, ...] = ("absolute", "relative")
 
 # Kernels one op dispatches in CellModule's forward on CPU (views such as transpose
 # are free): ReLU + conv; ReLU + depthwise + pointwise; one pool; identity; skipped.
@@ -522,8 +523,16 @@ class LatencyEstimator:
         return mem / d if d > 0 else 0.0
 
     # -- fitting ---------------------------------------------------------------------
-    def calibrate(self, points: Sequence[CalibrationPoint]) -> LatencyEstimator:
-        """Fit weights and bias by ordinary least squares on rows [features..., 1].
+    def calibrate(
+        self, points: Sequence[CalibrationPoint], weighting: str = "absolute"
+    ) -> LatencyEstimator:
+        """Fit weights and bias by least squares on rows [features..., 1].
+
+        ``weighting="absolute"`` (the seed's): ordinary least squares on latencies.
+        ``"relative"``: each row divided by its latency, i.e. least squares on relative
+        errors (pred / latency - 1), the quantity the +-10% metric counts; otherwise
+        the largest cells dominate the fit and small ones get large relative errors.
+        Latencies must then be > 0.
 
         Raises ValueError for fewer points than coefficients, non-finite latencies, or a
         rank-deficient design (the message names the columns that are linearly
@@ -536,10 +545,17 @@ class LatencyEstimator:
                 f"calibrating {n_coef} coefficients ({', '.join(self.columns)}, bias) needs at "
                 f"least {n_coef} points, got {len(points)}"
             )
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         x, y = self._points_features(points)
         if not np.all(np.isfinite(y)):
             raise ValueError("calibration latencies must be finite")
         design = np.concatenate([x, np.ones((len(y), 1))], axis=1)
+        if weighting == "relative":
+            if np.any(y <= 0):
+                bad = float(y[y <= 0][0])
+                raise ValueError(f"weighting='relative' needs latencies > 0, got {bad}")
+            design, y = design / y[:, None], np.ones_like(y)
         names = self.columns + ["bias"]
         scale = np.abs(design).max(axis=0)
         zero_cols = [names[k] for k in np.flatnonzero(scale == 0)]
@@ -716,6 +732,7 @@ def expected_latency(
 __all__ = [
     "FEATURE_SETS",
     "OP_LAUNCHES",
+    "WEIGHTINGS",
     "CalibrationPoint",
     "LatencyEstimator",
     "accuracy_metrics",
