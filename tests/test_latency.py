@@ -13,7 +13,7 @@ import nas
 from nas import CalibrationPoint, HWProfile, LatencyEstimator, OpType
 from nas.calibrate import measure_cells, repeatability, sample_cells, time_cells
 from nas.cli import main
-from nas.latency import LAYOUTS, OP_OUTPUT_T, accuracy_metrics
+from nas.latency import LAYOUTS, OP_OUTPUT_T, accuracy_metrics, file_mode
 from nas.signal_ops import CellModule, build_op
 
 ALL_CONV3 = nas.make_cell(
@@ -448,6 +448,13 @@ def test_cli_calibrate(tmp_path, capsys):
     lines = (out / "points.csv").read_text().splitlines()
     assert len(lines) == 25 and lines[0].startswith("row,cell_index,op_codes,shape,latency_s")
     assert (out / "pred_vs_measured.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("points.csv", "calibration.json", "pred_vs_measured.png"):
+        assert (out / name).stat().st_mode & 0o777 == file_mode(), name  # not mkstemp's 0600
+    assert sorted(p.name for p in out.iterdir()) == [
+        "calibration.json",
+        "points.csv",
+        "pred_vs_measured.png",
+    ]  # no temporaries left
     est = nas.load_estimator(out / "calibration.json")
     assert est.features == doc["best"] and est.shape == (2, 4, 8)
     # the table form

@@ -50,6 +50,7 @@ from .latency import (
     CalibrationPoint,
     LatencyEstimator,
     accuracy_metrics,
+    file_mode,
     write_json_atomic,
 )
 from .signal_ops import CellModule
@@ -318,6 +319,7 @@ def _write_csv_atomic(path: Path, header: list[str], rows: list[list[Any]]) -> N
             w = csv.writer(f)
             w.writerow(header)
             w.writerows(rows)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -332,14 +334,18 @@ def _plot(path: Path, measured: np.ndarray, preds: dict[str, np.ndarray], title:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 6))
-    lo = float(min(measured.min(), *(p.min() for p in preds.values()))) * 1e3
-    hi = float(max(measured.max(), *(p.max() for p in preds.values()))) * 1e3
-    lo = max(lo, 1e-4)
+    # axes span the measured range (x1/2 .. x2); predictions outside it (a poor model's
+    # negative or huge ones) are drawn on the border
+    pos = measured[measured > 0]
+    lo = float(pos.min()) * 1e3 / 2 if pos.size else 1e-6
+    hi = max(float(measured.max()) * 1e3 * 2, lo * 10)
     xs = np.array([lo, hi])
     ax.plot(xs, xs, "k-", lw=1, label="measured = predicted")
     ax.fill_between(xs, xs * 0.9, xs * 1.1, color="0.85", label="+-10%")
-    for (name, p), marker in zip(preds.items(), "os^", strict=False):
-        ax.scatter(measured * 1e3, np.maximum(p, lo / 1e3) * 1e3, s=14, marker=marker, label=name)
+    for (name, p), marker in zip(preds.items(), "os^v", strict=False):
+        ax.scatter(measured * 1e3, np.clip(p * 1e3, lo, hi), s=14, marker=marker, label=name)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured latency (ms)")
@@ -351,6 +357,7 @@ def _plot(path: Path, measured: np.ndarray, preds: dict[str, np.ndarray], title:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

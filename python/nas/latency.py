@@ -679,6 +679,14 @@ def load_estimator(path: str | os.PathLike[str]) -> LatencyEstimator:
     return LatencyEstimator.load(path)
 
 
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give (0o666 minus the umask): mkstemp's
+    temporary files are 0o600, which the renamed result should not keep."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_json_atomic(path: str | os.PathLike[str], doc: Any) -> None:
     """Write ``doc`` as JSON to a temporary file in the same folder, then rename it."""
     path = Path(path)
@@ -687,6 +695,7 @@ def write_json_atomic(path: str | os.PathLike[str], doc: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)
             f.write("\n")
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -737,6 +746,7 @@ __all__ = [
     "LatencyEstimator",
     "accuracy_metrics",
     "expected_latency",
+    "file_mode",
     "load_estimator",
     "r_squared",
     "write_json_atomic",
