@@ -185,6 +185,29 @@ def test_layout_features_match_what_cell_module_runs():
     assert seen_t > 0 and feats[:, est.columns.index("adds_mixed")].sum() > 0
 
 
+def test_layout_bw_counts_the_edges_backward_reaches():
+    """A conv edge runs backward iff its weight gets a gradient: compare with autograd."""
+    space = nas.SearchSpace(4, ["conv_3x3", "zero", "skip_connect", "max_pool_3x3"])
+    est = LatencyEstimator(nas.dgx_spark(), features="layout_bw", ops=space.ops)
+    cells = sample_cells(space, 120, seed=9)
+    feats = est.cell_features(cells)
+    fwd = [est.columns.index(f"n_conv_3x3@{lay}") for lay in LAYOUTS]
+    bwd = [est.columns.index(f"bw_conv_3x3@{lay}") for lay in LAYOUTS]
+    x = torch.randn(2, 5, 3)
+    unreached = 0
+    for cell, row in zip(cells, feats, strict=True):
+        module = CellModule(cell, 3)
+        out = module(x)
+        if out.requires_grad:
+            out.sum().backward()
+        with_grad = sum(
+            1 for m in module.ops if m.op == OpType.CONV_3X3 and m.conv.weight.grad is not None
+        )
+        assert row[bwd].sum() == with_grad, str(cell)
+        unreached += row[fwd].sum() - with_grad
+    assert unreached > 0  # some live conv edges never reach the output
+
+
 # -- fitting ------------------------------------------------------------------------------
 def _synthetic(est, cells, noise, rng, a=1.2, b=0.8, c=5e-6):
     lat = [

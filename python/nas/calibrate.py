@@ -396,7 +396,7 @@ def run_calibration(
     machine's drift between the two; or "none"), split off a
     ``holdout`` fraction, fit each feature set on the rest and score it on the held-out
     cells (least squares on relative errors by default, ``weighting``; ``features``
-    None: every set that can be fitted; "rich" needs several
+    None: seed, lut, layout, plus layout_bw in train mode and rich over several
     shapes). Returns the JSON document of ``nas calibrate`` (written to ``out`` with the
     points CSV and the plot when ``out`` is given)."""
     if not 0.0 < holdout < 1.0:
@@ -406,7 +406,9 @@ def run_calibration(
     if repeat not in REPEATS:
         raise ValueError(f"repeat must be one of {REPEATS}, got {repeat!r}")
     if features is None:  # "rich" needs several shapes (at one it is rank-deficient)
-        features = FEATURE_SETS if len(shapes) > 1 else ("seed", "lut", "layout")
+        features = ["seed", "lut", "layout"]
+        features += ["layout_bw"] if mode == "train" else []
+        features += ["rich"] if len(shapes) > 1 else []
     for f in features:
         if f not in FEATURE_SETS:
             raise ValueError(f"unknown feature set {f!r}; known: {', '.join(FEATURE_SETS)}")

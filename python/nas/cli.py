@@ -161,7 +161,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--features",
         default="auto",
-        help='comma list of seed,lut,layout,rich; "auto": all but rich at one shape',
+        help='comma list of seed,lut,layout,layout_bw,rich; "auto": seed,lut,layout, '
+        "+layout_bw in train mode, +rich over several shapes",
     )
     p.add_argument("--hw", default=None, help="profile for the seed units: cpu, dgx_spark, h200")
     p.add_argument("--rounds", type=int, default=60, help="interleaved timing rounds (60)")

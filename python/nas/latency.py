@@ -4,7 +4,7 @@ A :class:`LatencyEstimator` predicts the latency (seconds) of a cell as a linear
 
     latency = sum_f weight_f * feature_f(cell) + bias
 
-over one of four named feature sets (``FEATURE_SETS``):
+over one of five named feature sets (``FEATURE_SETS``):
 
 * ``"seed"``: the seed's two features, summed over ALL edges of the cell:
   ``compute_time = sum(FLOPs) / (GFLOPS * 1e9)`` and
@@ -25,6 +25,9 @@ over one of four named feature sets (``FEATURE_SETS``):
   per-op table can express. Layout "C" is contiguous [B, N, D] (the cell input);
   "T" is contiguous [B, D, N] seen as [B, N, D] (a Conv1d's output after the
   transpose back); ``OP_OUTPUT_T`` gives each op's output layout.
+* ``"layout_bw"``: ``"layout"`` plus ``bw_<op>@<layout>``, the same counts over the
+  edges a backward pass runs (live edges from which the output is reachable through
+  live edges), for ``mode="train"`` measurements.
 * ``"rich"``: ``"lut"`` plus ``compute_time`` and ``memory_time`` over live edges. At a
   single input shape FLOPs and bytes are exact multiples of the per-op counts, so this
   design is rank-deficient unless the calibration points span several shapes
@@ -33,7 +36,7 @@ over one of four named feature sets (``FEATURE_SETS``):
 Live edges: :class:`nas.signal_ops.CellModule` skips a ``zero`` edge and every edge
 whose source node received nothing (a node whose incoming edges are all skipped), so
 their cost is never paid. Node 0 (the input) is always live. This structure is what
-makes the ``"lut"``/``"layout"``/``"rich"`` models non-additive over edges (``additive``
+makes every model but ``"seed"`` non-additive over edges (``additive``
 is False): ``estimate_batch`` computes it vectorised over the batch, one step per edge.
 
 For routing through a scoring kernel that sums per-op features over edges,
@@ -64,7 +67,7 @@ import torch
 from .costs import HWProfile, OpCost, default_op_costs, op_costs_1d
 from .space import Cell, OpType, SearchSpace, all_ops, as_op
 
-FEATURE_SETS: tuple[str, ...] = ("seed", "lut", "layout", "rich")
+FEATURE_SETS: tuple[str, ...] = ("seed", "lut", "layout", "layout_bw", "rich")
 WEIGHTINGS: tuple[str, ...] = ("absolute", "relative")
 
 # Kernels one op dispatches in CellModule's forward on CPU (views such as transpose
@@ -222,9 +225,12 @@ class LatencyEstimator:
             return ["flops", "mem_bytes"]
         if self.features == "lut":
             return lut
-        if self.features == "layout":
+        if self.features in ("layout", "layout_bw"):
             per_op = [f"n_{op.value}@{lay}" for op in self._count_ops for lay in LAYOUTS]
-            return per_op + ["adds_same", "adds_mixed"]
+            cols = per_op + ["adds_same", "adds_mixed"]
+            if self.features == "layout_bw":
+                cols += [f"bw_{c[2:]}" for c in per_op]
+            return cols
         return lut + ["flops", "mem_bytes"]
 
     @property
@@ -255,7 +261,7 @@ class LatencyEstimator:
         for col in self.columns:
             if col in ("flops", "mem_bytes"):
                 w.append(1.0 if self.features == "seed" else 0.0)
-            elif col in ("launches", "adds_same", "adds_mixed"):
+            elif col in ("launches", "adds_same", "adds_mixed") or col.startswith("bw_"):
                 w.append(0.0)
             else:
                 w.append(self._seed_time(as_op(col[2:].split("@")[0])))
@@ -305,7 +311,9 @@ class LatencyEstimator:
                     row.append(0.0)
                 elif "@" in col:
                     # layout-averaged: an op's input layout depends on the cell around it
-                    row.append(0.5 if col.split("@")[0] == f"n_{op.value}" else 0.0)
+                    # (bw_: in a supernet every edge also runs backward)
+                    name = col.split("@")[0]
+                    row.append(0.5 if name in (f"n_{op.value}", f"bw_{op.value}") else 0.0)
                 else:
                     row.append(1.0 if col == f"n_{op.value}" else 0.0)
             rows.append(row)
@@ -347,7 +355,7 @@ class LatencyEstimator:
                 raise ValueError(f"ops {unknown} are not in the estimator's op list {known}")
         if not self.live_edges_only:
             return table[codes].sum(dim=1).numpy()
-        if self.features == "layout":
+        if self.features in ("layout", "layout_bw"):
             return self._layout_features(num_nodes, codes)
         edges = [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]
         node_live = [torch.ones(n, dtype=torch.bool)] + [
@@ -391,6 +399,7 @@ class LatencyEstimator:
         same = torch.zeros(n, dtype=torch.float64)
         mixed = torch.zeros(n, dtype=torch.float64)
         edge_cols = []  # per edge: Tensor[n] feature column it counts in (dump if dead)
+        edge_info = []  # per edge: (dst, live [n], code-layout key [n]) for backward counts
         k_of = {e: k for k, e in enumerate(_edges(num_nodes))}
         for j in range(1, num_nodes):
             for i in range(j):
@@ -399,12 +408,26 @@ class LatencyEstimator:
                 in_t = node_t[i].to(torch.int64)
                 y_t = out_t[c, in_t]
                 edge_cols.append(torch.where(live, col_of[c * 2 + in_t], len(cols)))
+                edge_info.append((i, j, live, c * 2 + in_t))
                 adds = live & node_live[j]
                 same += (adds & (y_t == node_t[j])).to(torch.float64)
                 mixed += (adds & (y_t != node_t[j])).to(torch.float64)
                 first = live & ~node_live[j]
                 node_t[j] = torch.where(first, y_t, node_t[j])
                 node_live[j] = node_live[j] | live
+        if self.features == "layout_bw":
+            # backward runs on the live edges from which the output is reachable through
+            # live edges (a node whose result never reaches the output gets no gradient)
+            reach = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
+            reach[-1] = node_live[-1].clone()
+            for i, j, live, _ in sorted(edge_info, key=lambda t: -t[1]):
+                reach[i] = reach[i] | (live & reach[j])
+            bw_of = torch.full((n_ops * 2,), len(cols), dtype=torch.int64)
+            for op in self._count_ops:
+                for t, lay in enumerate(LAYOUTS):
+                    bw_of[_CANON.index(op) * 2 + t] = cols.index(f"bw_{op.value}@{lay}")
+            for _, j, live, key in edge_info:
+                edge_cols.append(torch.where(live & reach[j], bw_of[key], len(cols)))
         width = len(cols) + 1  # last column: dump for dead edges
         if not edge_cols:
             edge_cols.append(torch.full((n,), len(cols), dtype=torch.int64))
