@@ -6,6 +6,7 @@ The public API is re-exported here; see README.md for a tour.
 from __future__ import annotations
 
 from ._native import build_info, has_native
+from .calibrate import measure_cells, run_calibration
 from .costs import (
     FEATURE_NAMES,
     HWProfile,
@@ -25,16 +26,6 @@ from .costs import (
 )
 from .darts import DARTSCell, DARTSLayer, DARTSOptimizer, DARTSStepResult, SuperNet
 from .discretize import cell_log_prob, discretize
-from .gguf_io import (
-    ExportConfig,
-    GGUFFormatError,
-    export_gguf,
-    inspect_gguf,
-    load_alphas,
-    load_nas_arch_from_gguf,
-    load_tensors,
-    validate_export_round_trip,
-)
 from .enumerate import (
     CellCount,
     Histogram,
@@ -47,6 +38,24 @@ from .enumerate import (
     score_histogram,
     search_top_k,
     top_k_cells,
+)
+from .gguf_io import (
+    ExportConfig,
+    GGUFFormatError,
+    export_gguf,
+    inspect_gguf,
+    load_alphas,
+    load_nas_arch_from_gguf,
+    load_tensors,
+    validate_export_round_trip,
+)
+from .latency import (
+    FEATURE_SETS,
+    CalibrationPoint,
+    LatencyEstimator,
+    expected_latency,
+    load_estimator,
+    r_squared,
 )
 from .ops import native_op_names
 from .space import (
@@ -66,19 +75,9 @@ from .space import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "top_k_cells",
-    "search_top_k",
-    "score_histogram",
-    "score_cells",
-    "pareto_front",
-    "latency_coeffs",
-    "count_cells",
-    "TopK",
-    "ParetoFront",
-    "Histogram",
-    "CellCount",
-    "FEATURE_NAMES",
+    "CalibrationPoint",
     "Cell",
+    "CellCount",
     "DARTSCell",
     "DARTSLayer",
     "DARTSOptimizer",
@@ -86,12 +85,18 @@ __all__ = [
     "DiscretizedArch",
     "Edge",
     "ExportConfig",
+    "FEATURE_NAMES",
+    "FEATURE_SETS",
     "GGUFFormatError",
     "HWProfile",
+    "Histogram",
+    "LatencyEstimator",
     "OpCost",
     "OpType",
+    "ParetoFront",
     "SearchSpace",
     "SuperNet",
+    "TopK",
     "__version__",
     "all_ops",
     "as_op",
@@ -99,27 +104,39 @@ __all__ = [
     "cell_cost",
     "cell_log_prob",
     "cell_params",
+    "count_cells",
     "default_op_costs",
     "default_op_params",
     "default_signal_ops",
     "default_signal_search_space",
     "dgx_spark",
     "discretize",
+    "expected_latency",
     "export_gguf",
     "h200",
     "has_native",
     "hw_profile",
     "hw_profiles",
     "inspect_gguf",
+    "latency_coeffs",
     "load_alphas",
+    "load_estimator",
     "load_nas_arch_from_gguf",
     "load_tensors",
     "make_cell",
+    "measure_cells",
     "native_op_names",
     "op_cost",
     "op_costs_1d",
     "op_feature_table",
     "op_params_1d",
+    "pareto_front",
     "parse_ops",
+    "r_squared",
+    "run_calibration",
+    "score_cells",
+    "score_histogram",
+    "search_top_k",
+    "top_k_cells",
     "validate_export_round_trip",
 ]

@@ -1,0 +1,594 @@
+"""Measured calibration: time real cell modules on a device and fit latency models.
+
+:func:`measure_cells` times each cell as the module the signal models run
+(:class:`nas.signal_ops.CellModule` on a [batch, patches, hidden] tensor). The machines
+this runs on are shared and noisy, so the protocol is built against drift:
+
+* the thread count is fixed (``torch.set_num_threads(threads)``, restored after) and
+  recorded;
+* every module is warmed up first, and each timed block repeats the cell ``number``
+  times so that one block lasts at least ``min_block_s`` (0.5 ms: timer jitter,
+  ~0.1 us, is then negligible, yet blocks are short enough that many of them run
+  between other processes' time slices; measured here, 0.5 ms blocks x 60 rounds
+  repeated better than 2 ms x 30 under other helpers' builds); the per-call time of a
+  block is block time / number;
+* cells are interleaved in ``rounds``: each round times every cell once, in a fresh
+  random order, so a slow spell of the machine hits all cells alike instead of the
+  few that happened to run then;
+* the latency of a cell is a robust statistic of its rounds: the minimum by default
+  (interference only ever adds time), or a low percentile (``"p10"``) or median;
+* on CUDA, blocks are timed with CUDA events after a synchronize (written, but not
+  yet run on a GPU).
+
+:func:`repeatability` compares two measurements of the same cells: the fraction that
+agree within +-10%, the floor no model can beat. :func:`run_calibration` is the
+``nas calibrate`` command: sample cells, measure twice, fit every feature set on a
+training split, report held-out R^2 / within +-10% / MAPE, and write the points (CSV),
+the coefficients and metrics (JSON) and a predicted-vs-measured plot (PNG).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import math
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .costs import HWProfile, h200, hw_profile
+from .latency import (
+    FEATURE_SETS,
+    WEIGHTINGS,
+    CalibrationPoint,
+    LatencyEstimator,
+    accuracy_metrics,
+    file_mode,
+    write_json_atomic,
+)
+from .signal_ops import CellModule
+from .space import Cell, SearchSpace
+
+DEFAULT_SHAPE: tuple[int, int, int] = (16, 64, 128)
+MODES = ("forward", "train")
+_MAX_NUMBER = 100_000
+
+
+def cpu_profile() -> HWProfile:
+    """A nominal host-CPU profile (100 GFLOP/s, 20 GB/s). It only sets the units of the
+    seed model's compute/memory time; calibration fits alpha and beta to the truth."""
+    return HWProfile("host cpu (nominal)", 100.0, 20.0)
+
+
+def _statistic(times: np.ndarray, statistic: str) -> np.ndarray:
+    """times [n, rounds] -> [n] by ``statistic``: "min", "median" or "p<q>" (0-100)."""
+    if statistic == "min":
+        return times.min(axis=1)
+    if statistic == "median":
+        return np.median(times, axis=1)
+    if statistic.startswith("p"):
+        try:
+            q = float(statistic[1:])
+        except ValueError:
+            q = -1.0
+        if 0.0 <= q <= 100.0:
+            return np.percentile(times, q, axis=1)
+    raise ValueError(
+        f'statistic must be "min", "median" or "p<q>" with 0 <= q <= 100, got {statistic!r}'
+    )
+
+
+def _check_args(
+    shape: Sequence[int], mode: str, rounds: int, warmup: int, threads: int
+) -> tuple[int, int, int]:
+    s = tuple(int(v) for v in shape)
+    if len(s) != 3 or any(v < 1 for v in s):
+        raise ValueError(f"shape must be (batch, patches, hidden) of positive ints, got {shape!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    return s  # type: ignore[return-value]
+
+
+TIMERS = ("wall", "thread")
+REPEATS = ("interleaved", "sequential", "none")
+
+
+def _check_timer(timer: str, dev: torch.device, threads: int) -> None:
+    if timer not in TIMERS:
+        raise ValueError(f"timer must be one of {TIMERS}, got {timer!r}")
+    if timer == "thread" and dev.type != "cpu":
+        raise ValueError(f'timer "thread" is for CPU devices; {dev} is timed with events')
+    if timer == "thread" and threads != 1:
+        raise ValueError(
+            f'timer "thread" counts one thread\'s CPU time, so it needs threads=1, got {threads}'
+        )
+
+
+def _make_step(module: torch.nn.Module, x: torch.Tensor, mode: str) -> Callable[[], None]:
+    if mode == "forward":
+        module.eval()
+
+        def step() -> None:
+            with torch.no_grad():
+                module(x)
+
+        return step
+    module.train()
+
+    def train_step() -> None:
+        module.zero_grad(set_to_none=True)
+        loss = module(x).sum()
+        if loss.requires_grad:  # a cell whose output is all-zero has nothing to train
+            loss.backward()
+
+    return train_step
+
+
+def time_cells(
+    cells: Sequence[Cell],
+    device: str | torch.device = "cpu",
+    shape: Sequence[int] = DEFAULT_SHAPE,
+    mode: str = "forward",
+    *,
+    rounds: int = 60,
+    warmup: int = 3,
+    min_block_s: float = 5e-4,
+    threads: int = 1,
+    seed: int = 0,
+    timer: str = "wall",
+    clock: Callable[[], float] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Time every cell in interleaved rounds (the protocol of the module docstring).
+
+    Returns (times [len(cells), rounds] float64, seconds per call of each cell in each
+    round; info: the protocol as run: threads, number per cell, device, shape, ...).
+    ``timer`` on CPU: "wall" (``time.perf_counter``) or "thread" (``time.thread_time``,
+    the CPU time of the calling thread: time spent descheduled by other processes on a
+    shared machine is not counted; needs ``threads=1``, where ATen runs every kernel
+    on the calling thread). CUDA always uses CUDA events. ``clock`` overrides the CPU
+    timer (for tests).
+    """
+    batch, patches, hidden = _check_args(shape, mode, rounds, warmup, threads)
+    dev = torch.device(device)
+    _check_timer(timer, dev, threads)
+    if clock is None:
+        clock = time.thread_time if timer == "thread" else time.perf_counter
+    cells = list(cells)
+    if not cells:
+        raise ValueError("cells is empty: nothing to measure")
+    use_cuda = dev.type == "cuda"
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            modules = [CellModule(c, hidden).to(dev) for c in cells]
+            x = torch.randn(batch, patches, hidden, device=dev)
+        steps = [_make_step(m, x, mode) for m in modules]
+
+        def sync() -> None:
+            if use_cuda:
+                torch.cuda.synchronize(dev)
+
+        def run_block(step: Callable[[], None], number: int) -> float:
+            if use_cuda:
+                start = torch.cuda.Event(enable_timing=True)
+                end = torch.cuda.Event(enable_timing=True)
+                sync()
+                start.record()
+                for _ in range(number):
+                    step()
+                end.record()
+                end.synchronize()
+                return start.elapsed_time(end) / 1e3 / number
+            t0 = clock()
+            for _ in range(number):
+                step()
+            return (clock() - t0) / number
+
+        for _ in range(warmup):
+            for step in steps:
+                step()
+        sync()
+        # one probe call per cell sizes its block: >= min_block_s, at least one call
+        numbers = []
+        for step in steps:
+            t = run_block(step, 1)
+            n = 1 if t <= 0 else math.ceil(min_block_s / t)
+            numbers.append(int(min(max(n, 1), _MAX_NUMBER)))
+        rng = np.random.default_rng(seed)
+        times = np.empty((len(cells), rounds), dtype=np.float64)
+        for r in range(rounds):
+            for i in rng.permutation(len(cells)).tolist():
+                times[i, r] = run_block(steps[i], numbers[i])
+        info = {
+            "device": str(dev),
+            "device_name": (
+                torch.cuda.get_device_name(dev) if use_cuda else platform.processor() or "cpu"
+            ),
+            "shape": [batch, patches, hidden],
+            "mode": mode,
+            "threads": torch.get_num_threads(),
+            "rounds": rounds,
+            "warmup": warmup,
+            "min_block_s": min_block_s,
+            "numbers": numbers,
+            "timer": "cuda events"
+            if use_cuda
+            else ("time.thread_time" if timer == "thread" else "time.perf_counter"),
+        }
+    finally:
+        torch.set_num_threads(old_threads)
+    return times, info
+
+
+def measure_cells(
+    cells: Sequence[Cell],
+    device: str | torch.device = "cpu",
+    shape: Sequence[int] = DEFAULT_SHAPE,
+    mode: str = "forward",
+    *,
+    rounds: int = 60,
+    warmup: int = 3,
+    min_block_s: float = 5e-4,
+    threads: int = 1,
+    statistic: str = "min",
+    seed: int = 0,
+    timer: str = "wall",
+    clock: Callable[[], float] | None = None,
+) -> list[CalibrationPoint]:
+    """Measure each cell's latency (seconds per call of CellModule(cell, hidden) on a
+    [batch, patches, hidden] input; ``mode="train"`` times forward + backward) with the
+    protocol of the module docstring; returns one CalibrationPoint per cell, in order,
+    each carrying ``shape``."""
+    _statistic(np.zeros((1, 1)), statistic)  # validate before spending time
+    times, _ = time_cells(
+        cells,
+        device,
+        shape,
+        mode,
+        rounds=rounds,
+        warmup=warmup,
+        min_block_s=min_block_s,
+        threads=threads,
+        seed=seed,
+        timer=timer,
+        clock=clock,
+    )
+    lat = _statistic(times, statistic)
+    shp = tuple(int(v) for v in shape)
+    return [CalibrationPoint(c, float(t), shp) for c, t in zip(cells, lat.tolist(), strict=True)]  # type: ignore[arg-type]
+
+
+def repeatability(first: Sequence[float], second: Sequence[float]) -> dict[str, float]:
+    """How well a repeat measurement of the same cells agrees with the first: fraction
+    within +-10% (|second - first| <= 0.1 first), R^2 of second as a prediction of
+    first, mean and median absolute relative difference. first, second: [n]."""
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    m = accuracy_metrics(a, b)
+    rel = np.abs(b - a) / np.abs(a)
+    return {
+        "within_10pct": m["within_10pct"],
+        "r2": m["r2"],
+        "mean_abs_pct": float(np.mean(rel)),
+        "median_abs_pct": float(np.median(rel)),
+        "n": m["n"],
+    }
+
+
+def sample_cells(space: SearchSpace, n: int, seed: int = 0) -> list[Cell]:
+    """``n`` distinct uniformly random cells of ``space`` (fewer if the space is smaller)."""
+    if n < 1:
+        raise ValueError(f"cells must be >= 1, got {n}")
+    total = space.num_cells()
+    n = min(n, total)
+    rng = np.random.default_rng(seed)
+    if total <= 4 * n:
+        idx = rng.choice(total, size=n, replace=False)
+    else:
+        seen: dict[int, None] = {}
+        while len(seen) < n:
+            codes = rng.integers(0, space.num_ops, size=(n, space.num_edges))
+            for row in codes.tolist():
+                i = 0
+                for c in row:
+                    i = i * space.num_ops + c
+                seen.setdefault(i)
+        idx = np.asarray(list(seen)[:n], dtype=np.int64)
+    return space.cells(torch.as_tensor(idx, dtype=torch.int64))
+
+
+def _write_csv_atomic(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _plot(path: Path, measured: np.ndarray, preds: dict[str, np.ndarray], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    # axes span the measured range (x1/2 .. x2); predictions outside it (a poor model's
+    # negative or huge ones) are drawn on the border
+    pos = measured[measured > 0]
+    lo = float(pos.min()) * 1e3 / 2 if pos.size else 1e-6
+    hi = max(float(measured.max()) * 1e3 * 2, lo * 10)
+    xs = np.array([lo, hi])
+    ax.plot(xs, xs, "k-", lw=1, label="measured = predicted")
+    ax.fill_between(xs, xs * 0.9, xs * 1.1, color="0.85", label="+-10%")
+    for (name, p), marker in zip(preds.items(), "os^v", strict=False):
+        ax.scatter(measured * 1e3, np.clip(p * 1e3, lo, hi), s=14, marker=marker, label=name)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)
+
+
+def run_calibration(
+    space: SearchSpace,
+    n_cells: int = 200,
+    holdout: float = 0.25,
+    device: str = "cpu",
+    shapes: Sequence[Sequence[int]] = (DEFAULT_SHAPE,),
+    mode: str = "forward",
+    *,
+    features: Sequence[str] | None = None,
+    hw: HWProfile | str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    rounds: int = 60,
+    warmup: int = 3,
+    min_block_s: float = 5e-4,
+    threads: int = 1,
+    statistic: str = "min",
+    timer: str = "wall",
+    weighting: str = "relative",
+    repeat: str = "interleaved",
+    seed: int = 0,
+    plot: bool = True,
+) -> dict[str, Any]:
+    """Sample ``n_cells`` cells of ``space``, measure them (cells are spread round-robin
+    over ``shapes``), measure them again for repeatability (``repeat``: "interleaved",
+    the repeat's rounds alternating with the measurement's so that both see the same
+    machine; "sequential", a second full measurement afterwards, which also sees the
+    machine's drift between the two; or "none"), split off a
+    ``holdout`` fraction, fit each feature set on the rest and score it on the held-out
+    cells (least squares on relative errors by default, ``weighting``; ``features``
+    None: seed, lut, layout, plus layout_bw in train mode and rich over several
+    shapes). Returns the JSON document of ``nas calibrate`` (written to ``out`` with the
+    points CSV and the plot when ``out`` is given)."""
+    if not 0.0 < holdout < 1.0:
+        raise ValueError(f"holdout must be a fraction in (0, 1), got {holdout}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    if repeat not in REPEATS:
+        raise ValueError(f"repeat must be one of {REPEATS}, got {repeat!r}")
+    if features is None:  # "rich" needs several shapes (at one it is rank-deficient)
+        features = ["seed", "lut", "layout"]
+        features += ["layout_bw"] if mode == "train" else []
+        features += ["rich"] if len(shapes) > 1 else []
+    for f in features:
+        if f not in FEATURE_SETS:
+            raise ValueError(f"unknown feature set {f!r}; known: {', '.join(FEATURE_SETS)}")
+    shapes = [tuple(int(v) for v in s) for s in shapes]
+    if not shapes:
+        raise ValueError("shapes is empty")
+    for s in shapes:
+        _check_args(s, mode, rounds, warmup, threads)
+    _statistic(np.zeros((1, 1)), statistic)
+    _check_timer(timer, torch.device(device), threads)
+    if hw is None:
+        hw = h200() if torch.device(device).type == "cuda" else cpu_profile()
+    elif isinstance(hw, str):
+        hw = cpu_profile() if hw == "cpu" else hw_profile(hw)
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    cells = sample_cells(space, n_cells, seed)
+    shape_of = [shapes[k % len(shapes)] for k in range(len(cells))]
+    load_before = list(os.getloadavg())
+    t_start = time.perf_counter()
+    lat = np.empty(len(cells))
+    rep = np.full(len(cells), np.nan)
+    info: dict[str, Any] = {}
+    for si, shp in enumerate(shapes):
+        idx = [k for k in range(len(cells)) if shape_of[k] == shp]
+        kw = dict(
+            rounds=rounds,
+            warmup=warmup,
+            min_block_s=min_block_s,
+            threads=threads,
+            seed=seed + si,
+            timer=timer,
+        )
+        sub = [cells[k] for k in idx]
+        if repeat == "interleaved":  # even rounds: the measurement, odd: its repeat
+            kw["rounds"] = 2 * rounds
+            times, info = time_cells(sub, device, shp, mode, **kw)  # type: ignore[arg-type]
+            lat[idx] = _statistic(times[:, 0::2], statistic)
+            rep[idx] = _statistic(times[:, 1::2], statistic)
+            continue
+        times, info = time_cells(sub, device, shp, mode, **kw)  # type: ignore[arg-type]
+        lat[idx] = _statistic(times, statistic)
+        if repeat == "sequential":
+            times2, _ = time_cells(sub, device, shp, mode, **kw)  # type: ignore[arg-type]
+            rep[idx] = _statistic(times2, statistic)
+    measure_s = time.perf_counter() - t_start
+
+    points = [
+        CalibrationPoint(c, float(t), s)
+        for c, t, s in zip(cells, lat.tolist(), shape_of, strict=True)
+    ]
+    n = len(points)
+    n_test = max(1, int(round(holdout * n)))
+    perm = np.random.default_rng(seed + 1).permutation(n)
+    test_idx, train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    train = [points[k] for k in train_idx]
+    test = [points[k] for k in test_idx]
+    y_test = lat[test_idx]
+
+    models: dict[str, Any] = {}
+    preds: dict[str, np.ndarray] = {}
+    ests: dict[str, LatencyEstimator] = {}
+    shape0 = shapes[0] if len(shapes) == 1 else None
+    for name in features:
+        est = LatencyEstimator(hw, features=name, ops=space.ops, shape=shape0)
+        try:
+            est.calibrate(train, weighting=weighting)
+        except ValueError as exc:
+            models[name] = {"error": str(exc)}
+            continue
+        p = est.predict_points(test)
+        m = accuracy_metrics(y_test, p)
+        tm = est.metrics(train)
+        models[name] = {
+            "heldout_r2": m["r2"],
+            "within_10pct": m["within_10pct"],
+            "mape": m["mape"],
+            "train_r2": tm["r2"],
+            "train_within_10pct": tm["within_10pct"],
+            "estimator": est.to_dict(),
+        }
+        if repeat != "none":  # the model against the repeat measurement of the same held-out cells
+            models[name]["within_10pct_vs_repeat"] = accuracy_metrics(rep[test_idx], p)[
+                "within_10pct"
+            ]
+        preds[name] = p
+        ests[name] = est
+    if not ests:
+        errors = "; ".join(f"{k}: {v['error']}" for k, v in models.items())
+        raise ValueError(f"no feature set could be fitted: {errors}")
+    # the best model: highest held-out within +-10%, then highest held-out R^2
+    best = max(ests, key=lambda k: (models[k]["within_10pct"], models[k]["heldout_r2"]))
+
+    doc: dict[str, Any] = {
+        "format": "nas.calibration/1",
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "device": info.get("device", device),
+        "device_name": info.get("device_name"),
+        "host": platform.node(),
+        "torch_version": torch.__version__,
+        "mode": mode,
+        "shapes": [list(s) for s in shapes],
+        "threads": info.get("threads", threads),
+        "protocol": {
+            "rounds": rounds,
+            "warmup": warmup,
+            "min_block_s": min_block_s,
+            "statistic": statistic,
+            "interleaved": "random order per round",
+            "timer": info.get("timer"),
+        },
+        "space": {"num_nodes": space.num_nodes, "ops": [op.value for op in space.ops]},
+        "n_cells": n,
+        "n_train": len(train),
+        "n_heldout": len(test),
+        "holdout": holdout,
+        "weighting": weighting,
+        "seed": seed,
+        "measure_seconds": measure_s,
+        "loadavg_before": load_before,
+        "repeat": repeat,
+        "repeatability": repeatability(lat, rep) if repeat != "none" else None,
+        "repeatability_heldout": (
+            repeatability(lat[test_idx], rep[test_idx]) if repeat != "none" else None
+        ),
+        "loadavg_after": list(os.getloadavg()),
+        "models": models,
+        "best": best,
+        "heldout_r2": models[best]["heldout_r2"],
+        "within_10pct": models[best]["within_10pct"],
+        "mape": models[best]["mape"],
+        "estimator": ests[best].to_dict(),
+        "files": {},
+    }
+    if out_dir is not None:
+        all_preds = {nm: e.predict_points(points) for nm, e in ests.items()}
+        rows = []
+        test_set = set(test_idx.tolist())
+        for k, (c, s) in enumerate(zip(cells, shape_of, strict=True)):
+            rows.append(
+                [
+                    k,
+                    space.index(c),
+                    " ".join(str(v) for v in space.codes(c)),
+                    "x".join(str(v) for v in s),
+                    f"{lat[k]:.9e}",
+                    "" if math.isnan(rep[k]) else f"{rep[k]:.9e}",
+                    "heldout" if k in test_set else "train",
+                    *(f"{all_preds[nm][k]:.9e}" for nm in ests),
+                ]
+            )
+        header = ["row", "cell_index", "op_codes", "shape", "latency_s", "repeat_s", "split"]
+        header += [f"pred_{nm}_s" for nm in ests]
+        _write_csv_atomic(out_dir / "points.csv", header, rows)
+        doc["files"]["points"] = "points.csv"
+        if plot:
+            try:
+                title = (
+                    f"{doc['device_name']} {mode}, shapes {shapes}, {threads} thread(s)\n"
+                    f"{len(y_test)} held-out cells; best {best}: R^2 {doc['heldout_r2']:.3f}, "
+                    f"{100 * doc['within_10pct']:.0f}% within +-10%"
+                )
+                _plot(out_dir / "pred_vs_measured.png", y_test, preds, title)
+                doc["files"]["plot"] = "pred_vs_measured.png"
+            except ImportError as exc:  # matplotlib missing: say so, keep the rest
+                doc["files"]["plot_error"] = f"no plot: {exc}"
+        doc["files"]["calibration"] = "calibration.json"
+        write_json_atomic(out_dir / "calibration.json", doc)
+    return doc
+
+
+__all__ = [
+    "DEFAULT_SHAPE",
+    "MODES",
+    "cpu_profile",
+    "measure_cells",
+    "repeatability",
+    "run_calibration",
+    "sample_cells",
+    "time_cells",
+]

@@ -1,0 +1,776 @@
+"""Latency estimation: linear models over per-cell features, fit to measured latencies.
+
+A :class:`LatencyEstimator` predicts the latency (seconds) of a cell as a linear model
+
+    latency = sum_f weight_f * feature_f(cell) + bias
+
+over one of five named feature sets (``FEATURE_SETS``):
+
+* ``"seed"``: the seed's two features, summed over ALL edges of the cell:
+  ``compute_time = sum(FLOPs) / (GFLOPS * 1e9)`` and
+  ``memory_time = sum(bytes) / (GB/s * 1e9)`` (a term is 0 when its rate is <= 0),
+  with weights ``alpha`` and ``beta`` (1.0 before calibration) and ``bias`` (0.0).
+* ``"lut"``: an additive lookup table over the edges the cell module actually runs
+  (live edges, below): one count per non-``zero`` op of the estimator's op list
+  (``n_<op>``), plus ``launches``, the kernels dispatched (each op's own kernels, the
+  adds that sum a node's inputs, and the ``zeros_like`` of a dead output). Before
+  calibration each count weighs its op's seed time (compute + memory time), so an
+  uncalibrated ``"lut"`` model is the seed model restricted to live edges.
+* ``"layout"``: the lookup table keyed by (op, memory layout of its input):
+  ``n_<op>@C`` / ``n_<op>@T``, plus ``adds_same`` / ``adds_mixed`` (node-sum adds of
+  tensors with the same / different layouts); a cell whose output receives nothing
+  (its ``zeros_like``, rare) costs the bias alone. Measured on CPU, the
+  same op costs up to 18x more on the other layout (avg_pool on a conv's transposed
+  output: ~650 us against ~36 us on the cell input at [16, 64, 128]), which no
+  per-op table can express. Layout "C" is contiguous [B, N, D] (the cell input);
+  "T" is contiguous [B, D, N] seen as [B, N, D] (a Conv1d's output after the
+  transpose back); ``OP_OUTPUT_T`` gives each op's output layout.
+* ``"layout_bw"``: ``"layout"`` plus ``bw_<op>@<layout>``, the same counts over the
+  edges a backward pass runs (live edges from which the output is reachable through
+  live edges), for ``mode="train"`` measurements.
+* ``"rich"``: ``"lut"`` plus ``compute_time`` and ``memory_time`` over live edges. At a
+  single input shape FLOPs and bytes are exact multiples of the per-op counts, so this
+  design is rank-deficient unless the calibration points span several shapes
+  (``CalibrationPoint.shape``, with shape-aware 1-D op costs, ``nas.op_costs_1d``).
+
+Live edges: :class:`nas.signal_ops.CellModule` skips a ``zero`` edge and every edge
+whose source node received nothing (a node whose incoming edges are all skipped), so
+their cost is never paid. Node 0 (the input) is always live. This structure is what
+makes every model but ``"seed"`` non-additive over edges (``additive``
+is False): ``estimate_batch`` computes it vectorised over the batch, one step per edge.
+
+For routing through a scoring kernel that sums per-op features over edges,
+``feature_table(ops)`` ([K, F]) and ``coeffs()`` (weights [F], bias) expose the model
+in raw units (FLOPs, bytes, counts): for ``"seed"`` the coefficients over (flops,
+mem_bytes) are alpha / (GFLOPS * 1e9) and beta / (GB/s * 1e9), and
+``estimate == feature_table[codes].sum(edges) @ weights + bias`` exactly (``additive``).
+
+Fitting (:meth:`LatencyEstimator.calibrate`) is ordinary least squares solved by
+``numpy.linalg.lstsq`` on column-scaled features; fewer points than coefficients or a
+rank-deficient design raise ``ValueError`` (naming the columns involved) and leave the
+coefficients untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .costs import HWProfile, OpCost, default_op_costs, op_costs_1d
+from .space import Cell, OpType, SearchSpace, all_ops, as_op
+
+FEATURE_SETS: tuple[str, ...] = ("seed", "lut", "layout", "layout_bw", "rich")
+WEIGHTINGS: tuple[str, ...] = ("absolute", "relative")
+
+# Kernels one op dispatches in CellModule's forward on CPU (views such as transpose
+# are free): ReLU + conv; ReLU + depthwise + pointwise; one pool; identity; skipped.
+OP_LAUNCHES: dict[OpType, int] = {
+    OpType.CONV_3X3: 2,
+    OpType.CONV_5X5: 2,
+    OpType.SEP_CONV_3X3: 3,
+    OpType.SEP_CONV_5X5: 3,
+    OpType.AVG_POOL_3X3: 1,
+    OpType.MAX_POOL_3X3: 1,
+    OpType.SKIP_CONNECT: 0,
+    OpType.ZERO: 0,
+}
+
+# Memory layout of an op's output given its input's, for the [B, N, D] node tensors of
+# CellModule on CPU: "C" is contiguous [B, N, D] (the cell input), "T" is contiguous
+# [B, D, N] seen as [B, N, D] (what a Conv1d leaves after the transpose back). True = T.
+# Checked against the real modules by tests/test_latency.py.
+OP_OUTPUT_T: dict[OpType, tuple[bool, bool]] = {  # (output is T for input C, for input T)
+    OpType.CONV_3X3: (True, True),
+    OpType.CONV_5X5: (True, True),
+    OpType.SEP_CONV_3X3: (True, True),
+    OpType.SEP_CONV_5X5: (True, True),
+    OpType.AVG_POOL_3X3: (False, True),
+    OpType.MAX_POOL_3X3: (True, True),
+    OpType.SKIP_CONNECT: (False, True),
+    OpType.ZERO: (False, True),  # never run; placeholder
+}
+LAYOUTS: tuple[str, ...] = ("C", "T")
+
+_CANON: list[OpType] = all_ops()  # canonical op codes used internally
+_ZERO = _CANON.index(OpType.ZERO)
+Shape = tuple[int, int, int]  # (batch, patches, hidden): the cell input [B, N, D]
+
+
+def _check_shape(shape: Sequence[int] | None) -> Shape | None:
+    if shape is None:
+        return None
+    s = tuple(int(v) for v in shape)
+    if len(s) != 3 or any(v < 1 for v in s):
+        raise ValueError(f"shape must be (batch, patches, hidden) of positive ints, got {shape!r}")
+    return s  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class CalibrationPoint:
+    """A cell and its measured latency in seconds; ``shape`` (batch, patches, hidden) is
+    the input it was measured on (None: the estimator's own cost table applies)."""
+
+    cell: Cell
+    latency: float
+    shape: Shape | None = None
+
+
+def r_squared(
+    measured: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray
+) -> float:
+    """Coefficient of determination 1 - SS_res / SS_tot, with a two-pass SS_tot (mean
+    first, then squared deviations). Can be negative (worse than predicting the mean).
+
+    Constant targets (all measured values equal, including a single point) make R^2
+    undefined: the result is NaN, never a silent 1.0. measured, predicted: [n], n >= 1.
+    """
+    y = np.asarray(measured, dtype=np.float64).reshape(-1)
+    p = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    if y.shape != p.shape:
+        raise ValueError(f"measured has {y.size} values but predicted has {p.size}")
+    if y.size == 0:
+        raise ValueError("r_squared needs at least one point, got 0")
+    if y.max() == y.min():  # constant targets (checked exactly: a rounded mean may not be)
+        return float("nan")
+    mean = y.mean()
+    ss_tot = float(np.sum((y - mean) ** 2))
+    ss_res = float(np.sum((y - p) ** 2))
+    return 1.0 - ss_res / ss_tot
+
+
+def accuracy_metrics(
+    measured: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray
+) -> dict[str, float]:
+    """R^2, fraction within +-10% (|pred - meas| <= 0.1 |meas|, nn-Meter's metric),
+    mean absolute % error (as a fraction) and the point count. measured, predicted: [n]."""
+    y = np.asarray(measured, dtype=np.float64).reshape(-1)
+    p = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    r2 = r_squared(y, p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(p - y) / np.abs(y)
+    return {
+        "r2": r2,
+        "within_10pct": float(np.mean(rel <= 0.1)),
+        "mape": float(np.mean(rel)),
+        "n": int(y.size),
+    }
+
+
+def _rate_div(rate: float) -> float:
+    return rate * 1e9 if rate > 0 else 0.0
+
+
+def _divide(raw: np.ndarray, div: np.ndarray) -> np.ndarray:
+    # raw [..., F] / div [F], with a 0 divisor (rate <= 0) giving a 0 term.
+    safe = np.where(div > 0, div, 1.0)
+    return np.where(div > 0, raw / safe, 0.0)
+
+
+class LatencyEstimator:
+    """A linear latency model for cells on a hardware profile (see the module docstring).
+
+    Args:
+        hw: the device profile; its rates set the units of compute/memory time.
+        op_costs: per-op FLOPs and bytes; default: 1-D costs at ``shape`` when given,
+            else the seed's 2-D table (``nas.default_op_costs()``).
+        features: one of ``FEATURE_SETS``.
+        ops: the ops the lookup table counts (``"lut"``/``"rich"``); default all 8.
+        shape: (batch, patches, hidden) the estimator predicts for.
+    """
+
+    def __init__(
+        self,
+        hw: HWProfile,
+        op_costs: Mapping[OpType, OpCost] | None = None,
+        *,
+        features: str = "seed",
+        ops: Sequence[OpType | str] | None = None,
+        shape: Sequence[int] | None = None,
+    ) -> None:
+        if features not in FEATURE_SETS:
+            raise ValueError(f"unknown feature set {features!r}; known: {', '.join(FEATURE_SETS)}")
+        self.hw = hw
+        self.features = features
+        self.shape = _check_shape(shape)
+        if op_costs is None:
+            op_costs = (
+                default_op_costs()
+                if self.shape is None
+                else op_costs_1d(self.shape[1], self.shape[2], batch=self.shape[0])
+            )
+        missing = [op.value for op in _CANON if op not in op_costs]
+        if missing:
+            raise ValueError(f"op_costs has no entry for ops {missing}")
+        self.op_costs: dict[OpType, OpCost] = {op: op_costs[op] for op in _CANON}
+        self.ops: list[OpType] = [as_op(op) for op in (ops if ops is not None else _CANON)]
+        self._count_ops = [op for op in self.ops if op != OpType.ZERO]
+        self._div = np.array([self._divisor(c) for c in self.columns], dtype=np.float64)
+        self._weights, self.bias = self._initial_weights(), 0.0
+        self.calibrated = False
+
+    # -- model structure ------------------------------------------------------
+    @property
+    def columns(self) -> list[str]:
+        """Names of the model's features, in weight order (raw units: see feature_table)."""
+        lut = [f"n_{op.value}" for op in self._count_ops] + ["launches"]
+        if self.features == "seed":
+            return ["flops", "mem_bytes"]
+        if self.features == "lut":
+            return lut
+        if self.features in ("layout", "layout_bw"):
+            per_op = [f"n_{op.value}@{lay}" for op in self._count_ops for lay in LAYOUTS]
+            cols = per_op + ["adds_same", "adds_mixed"]
+            if self.features == "layout_bw":
+                cols += [f"bw_{c[2:]}" for c in per_op]
+            return cols
+        return lut + ["flops", "mem_bytes"]
+
+    @property
+    def additive(self) -> bool:
+        """True when the estimate is a plain sum of per-op features over ALL edges
+        (``"seed"``), so a scoring kernel with ``feature_table``/``coeffs`` reproduces it."""
+        return self.features == "seed"
+
+    @property
+    def live_edges_only(self) -> bool:
+        return self.features != "seed"
+
+    def _divisor(self, column: str) -> float:
+        # Model feature = raw / divisor: compute/memory time for flops/bytes, raw counts else.
+        if column == "flops":
+            return _rate_div(self.hw.flops_throughput_gflops)
+        if column == "mem_bytes":
+            return _rate_div(self.hw.mem_bandwidth_gbs)
+        return 1.0
+
+    def _seed_time(self, op: OpType) -> float:
+        c = self.op_costs[op]
+        g, b = _rate_div(self.hw.flops_throughput_gflops), _rate_div(self.hw.mem_bandwidth_gbs)
+        return (c.flops / g if g > 0 else 0.0) + (c.mem_bytes / b if b > 0 else 0.0)
+
+    def _initial_weights(self) -> np.ndarray:
+        w = []
+        for col in self.columns:
+            if col in ("flops", "mem_bytes"):
+                w.append(1.0 if self.features == "seed" else 0.0)
+            elif col in ("launches", "adds_same", "adds_mixed") or col.startswith("bw_"):
+                w.append(0.0)
+            else:
+                w.append(self._seed_time(as_op(col[2:].split("@")[0])))
+        if self.features == "rich":  # start as the seed model over live edges
+            w = [0.0] * (len(w) - 2) + [1.0, 1.0]
+        return np.asarray(w, dtype=np.float64)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The model's weights [F] over ``columns`` in model units (seconds per count,
+        per launch; alpha and beta for compute/memory time)."""
+        return self._weights.copy()
+
+    @property
+    def alpha(self) -> float:
+        """Weight of compute time (``"seed"``/``"rich"``); NaN for ``"lut"``."""
+        cols = self.columns
+        return float(self._weights[cols.index("flops")]) if "flops" in cols else float("nan")
+
+    @property
+    def beta(self) -> float:
+        """Weight of memory time (``"seed"``/``"rich"``); NaN for ``"lut"``."""
+        cols = self.columns
+        return (
+            float(self._weights[cols.index("mem_bytes")]) if "mem_bytes" in cols else float("nan")
+        )
+
+    def _op_raw_table(self, costs: Mapping[OpType, OpCost]) -> np.ndarray:
+        """[8, F] raw per-op features over the canonical op order (additive part)."""
+        rows = []
+        for op in _CANON:
+            row = []
+            for col in self.columns:
+                if col == "flops":
+                    row.append(costs[op].flops)
+                elif col == "mem_bytes":
+                    row.append(costs[op].mem_bytes)
+                elif col == "launches":
+                    # own kernels + the add into its node; the first input of a node is
+                    # free, which the per-cell structural term subtracts (-live nodes)
+                    row.append(0.0 if op == OpType.ZERO else OP_LAUNCHES[op] + 1.0)
+                elif col == "adds_same":
+                    # every non-zero edge adds into its node (the first input is free:
+                    # the per-cell term subtracts one add per live node)
+                    row.append(0.0 if op == OpType.ZERO else 1.0)
+                elif col == "adds_mixed":
+                    row.append(0.0)
+                elif "@" in col:
+                    # layout-averaged: an op's input layout depends on the cell around it
+                    # (bw_: in a supernet every edge also runs backward)
+                    name = col.split("@")[0]
+                    row.append(0.5 if name in (f"n_{op.value}", f"bw_{op.value}") else 0.0)
+                else:
+                    row.append(1.0 if col == f"n_{op.value}" else 0.0)
+            rows.append(row)
+        return np.asarray(rows, dtype=np.float64).reshape(len(_CANON), len(self.columns))
+
+    def feature_table(self, ops: Sequence[OpType | str] | None = None) -> np.ndarray:
+        """Per-op features [K, F] (raw units, ``columns`` order) for ``ops`` (default
+        the estimator's ops): what a scoring kernel sums over a cell's edges."""
+        table = self._op_raw_table(self.op_costs)
+        ops = [as_op(op) for op in (ops if ops is not None else self.ops)]
+        return table[[_CANON.index(op) for op in ops]]
+
+    def coeffs(self) -> tuple[np.ndarray, float]:
+        """(weights [F] over ``feature_table`` columns in raw units, bias in seconds);
+        for ``"seed"``: (alpha / (GFLOPS*1e9), beta / (GB/s*1e9)). A rate <= 0 gives 0."""
+        safe = np.where(self._div > 0, self._div, 1.0)
+        return np.where(self._div > 0, self._weights / safe, 0.0), float(self.bias)
+
+    # -- features ---------------------------------------------------------------
+    def _costs_for(self, shape: Shape | None) -> Mapping[OpType, OpCost]:
+        if shape is None or shape == self.shape:
+            return self.op_costs
+        return op_costs_1d(shape[1], shape[2], batch=shape[0])
+
+    def _raw_from_codes(
+        self, num_nodes: int, codes: torch.Tensor, costs: Mapping[OpType, OpCost]
+    ) -> np.ndarray:
+        """codes: Tensor[n, E] int64 canonical op codes on the full edge list of
+        ``num_nodes`` (row-major (i, j), i < j; absent edges are ``zero``) -> raw
+        features [n, F] float64."""
+        codes = codes.to(torch.int64).cpu()
+        n = codes.shape[0]
+        table = torch.from_numpy(self._op_raw_table(costs))  # [8, F]
+        if self.features != "seed":
+            present = sorted({_CANON[c] for c in torch.unique(codes).tolist()} - {OpType.ZERO})
+            unknown = [op.value for op in present if op not in self._count_ops]
+            if unknown:
+                known = [op.value for op in self.ops]
+                raise ValueError(f"ops {unknown} are not in the estimator's op list {known}")
+        if not self.live_edges_only:
+            return table[codes].sum(dim=1).numpy()
+        if self.features in ("layout", "layout_bw"):
+            return self._layout_features(num_nodes, codes)
+        edges = [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]
+        node_live = [torch.ones(n, dtype=torch.bool)] + [
+            torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes - 1)
+        ]
+        edge_live = torch.zeros_like(codes, dtype=torch.bool)
+        # row-major edge order visits every edge into j after node i < j is complete
+        # only per destination, so walk destinations in order
+        by_dst = sorted(range(len(edges)), key=lambda k: (edges[k][1], edges[k][0]))
+        for k in by_dst:
+            i, j = edges[k]
+            live = (codes[:, k] != _ZERO) & node_live[i]
+            edge_live[:, k] = live
+            node_live[j] = node_live[j] | live
+        feats = (table[codes] * edge_live.unsqueeze(-1)).sum(dim=1)  # [n, F]
+        cols = self.columns
+        if "launches" in cols:
+            live_nodes = torch.stack(node_live[1:], dim=1).sum(dim=1).to(torch.float64)
+            out_dead = (~node_live[-1]).to(torch.float64) if num_nodes > 1 else 0.0
+            feats[:, cols.index("launches")] += out_dead - live_nodes
+        return feats.numpy()
+
+    def _layout_features(self, num_nodes: int, codes: torch.Tensor) -> np.ndarray:
+        """The ``"layout"`` features [n, F] of canonical codes [n, E]: live edges counted
+        per (op, input layout), and node-sum adds split by whether the added tensor has
+        the node's layout (CellModule's order: into node j, edges by increasing src;
+        ``a + b`` keeps the layout of ``a``, the node's first input)."""
+        n = codes.shape[0]
+        cols = self.columns
+        n_ops = len(_CANON)
+        # column of (op, layout) in the feature vector; the dump column for ops never counted
+        col_of = torch.full((n_ops * 2,), len(cols), dtype=torch.int64)
+        for op in self._count_ops:
+            for t, lay in enumerate(LAYOUTS):
+                col_of[_CANON.index(op) * 2 + t] = cols.index(f"n_{op.value}@{lay}")
+        out_t = torch.tensor([OP_OUTPUT_T[op] for op in _CANON], dtype=torch.bool)  # [8, 2]
+        node_live = [torch.ones(n, dtype=torch.bool)] + [
+            torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes - 1)
+        ]
+        node_t = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
+        same = torch.zeros(n, dtype=torch.float64)
+        mixed = torch.zeros(n, dtype=torch.float64)
+        edge_cols = []  # per edge: Tensor[n] feature column it counts in (dump if dead)
+        edge_info = []  # per edge: (dst, live [n], code-layout key [n]) for backward counts
+        k_of = {e: k for k, e in enumerate(_edges(num_nodes))}
+        for j in range(1, num_nodes):
+            for i in range(j):
+                c = codes[:, k_of[(i, j)]]
+                live = (c != _ZERO) & node_live[i]
+                in_t = node_t[i].to(torch.int64)
+                y_t = out_t[c, in_t]
+                edge_cols.append(torch.where(live, col_of[c * 2 + in_t], len(cols)))
+                edge_info.append((i, j, live, c * 2 + in_t))
+                adds = live & node_live[j]
+                same += (adds & (y_t == node_t[j])).to(torch.float64)
+                mixed += (adds & (y_t != node_t[j])).to(torch.float64)
+                first = live & ~node_live[j]
+                node_t[j] = torch.where(first, y_t, node_t[j])
+                node_live[j] = node_live[j] | live
+        if self.features == "layout_bw":
+            # backward runs on the live edges from which the output is reachable through
+            # live edges (a node whose result never reaches the output gets no gradient)
+            reach = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
+            reach[-1] = node_live[-1].clone()
+            for i, j, live, _ in sorted(edge_info, key=lambda t: -t[1]):
+                reach[i] = reach[i] | (live & reach[j])
+            bw_of = torch.full((n_ops * 2,), len(cols), dtype=torch.int64)
+            for op in self._count_ops:
+                for t, lay in enumerate(LAYOUTS):
+                    bw_of[_CANON.index(op) * 2 + t] = cols.index(f"bw_{op.value}@{lay}")
+            for _, j, live, key in edge_info:
+                edge_cols.append(torch.where(live & reach[j], bw_of[key], len(cols)))
+        width = len(cols) + 1  # last column: dump for dead edges
+        if not edge_cols:
+            edge_cols.append(torch.full((n,), len(cols), dtype=torch.int64))
+        flat = torch.arange(n).unsqueeze(1) * width + torch.stack(edge_cols, dim=1)  # [n, E]
+        feats = torch.bincount(flat.reshape(-1), minlength=n * width).reshape(n, width)
+        feats = feats.to(torch.float64)
+        feats = feats[:, : len(cols)]
+        feats[:, cols.index("adds_same")] = same
+        feats[:, cols.index("adds_mixed")] = mixed
+        return feats.numpy()
+
+    def _cells_to_codes(self, cells: Sequence[Cell]) -> dict[int, tuple[list[int], torch.Tensor]]:
+        """Group cells by node count -> (positions, canonical codes [m, E])."""
+        groups: dict[int, tuple[list[int], list[list[int]]]] = {}
+        for pos, cell in enumerate(cells):
+            cell.validate()
+            nn_ = cell.num_nodes
+            edge_pos = {(i, j): k for k, (i, j) in enumerate(_edges(nn_))}
+            row = [_ZERO] * len(edge_pos)
+            for e in cell.edges:
+                row[edge_pos[(e.src, e.dst)]] = _CANON.index(as_op(e.op))
+            idx, rows = groups.setdefault(nn_, ([], []))
+            idx.append(pos)
+            rows.append(row)
+        return {
+            k: (idx, torch.as_tensor(rows, dtype=torch.int64).reshape(len(idx), -1))
+            for k, (idx, rows) in groups.items()
+        }
+
+    def _space_codes(self, space: SearchSpace, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 1:
+            codes = space.decode(x.to(torch.int64))
+        elif x.dim() == 2:
+            if x.shape[1] != space.num_edges:
+                raise ValueError(
+                    f"codes must be [n, num_edges={space.num_edges}], got {tuple(x.shape)}"
+                )
+            codes = x.to(torch.int64)
+            if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= space.num_ops):
+                raise ValueError(
+                    f"op codes must lie in [0, {space.num_ops}), got {codes.min()}..{codes.max()}"
+                )
+        else:
+            raise ValueError(f"indices must be [n] or codes [n, E], got {tuple(x.shape)}")
+        remap = torch.as_tensor([_CANON.index(op) for op in space.ops], dtype=torch.int64)
+        return remap[codes.cpu()]
+
+    def cell_features(
+        self,
+        cells: Sequence[Cell] | torch.Tensor,
+        space: SearchSpace | None = None,
+        shape: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Raw features [n, F] (``columns`` order) of cells given as a list of Cells, or
+        with ``space`` as cell indices Tensor[n] or op codes Tensor[n, num_edges]."""
+        shp = _check_shape(shape)
+        costs = self._costs_for(shp)
+        if isinstance(cells, torch.Tensor):
+            if space is None:
+                raise ValueError("cell indices or codes need the space they index")
+            return self._raw_from_codes(space.num_nodes, self._space_codes(space, cells), costs)
+        cells = list(cells)
+        out = np.zeros((len(cells), len(self.columns)), dtype=np.float64)
+        for num_nodes, (idx, codes) in self._cells_to_codes(cells).items():
+            out[idx] = self._raw_from_codes(num_nodes, codes, costs)
+        return out
+
+    def _model_features(self, raw: np.ndarray) -> np.ndarray:
+        return _divide(raw, self._div)
+
+    def _points_features(self, points: Sequence[CalibrationPoint]) -> tuple[np.ndarray, np.ndarray]:
+        """Model features [n, F] and targets [n] of calibration points (grouped by shape)."""
+        points = list(points)
+        y = np.asarray([p.latency for p in points], dtype=np.float64)
+        x = np.zeros((len(points), len(self.columns)), dtype=np.float64)
+        by_shape: dict[Shape | None, list[int]] = {}
+        for k, p in enumerate(points):
+            by_shape.setdefault(_check_shape(p.shape), []).append(k)
+        for shp, idx in by_shape.items():
+            x[idx] = self.cell_features([points[k].cell for k in idx], shape=shp)
+        return self._model_features(x), y
+
+    # -- prediction ----------------------------------------------------------------
+    def estimate_batch(
+        self,
+        cells: Sequence[Cell] | torch.Tensor,
+        space: SearchSpace | None = None,
+        shape: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Predicted latencies [n] float64 (seconds) of cells given as a list of Cells,
+        or with ``space`` as indices Tensor[n] (decoded by the native ``decode_cells``)
+        or op codes Tensor[n, num_edges]. Vectorised over the batch."""
+        x = self._model_features(self.cell_features(cells, space, shape))
+        return x @ self._weights + self.bias
+
+    def estimate(self, cell: Cell, shape: Sequence[int] | None = None) -> float:
+        """Predicted latency of one cell, in seconds."""
+        x = self._model_features(self.cell_features([cell], shape=shape))[0]
+        total = 0.0
+        for w, v in zip(self._weights.tolist(), x.tolist(), strict=True):
+            total += w * v
+        return total + self.bias
+
+    latency_estimate = estimate
+
+    def compute_time(self, cell: Cell) -> float:
+        """sum(FLOPs) over the cell's edges / (GFLOPS * 1e9); 0 when the rate is <= 0."""
+        flops = sum(self.op_costs[as_op(e.op)].flops for e in cell.edges)
+        d = _rate_div(self.hw.flops_throughput_gflops)
+        return flops / d if d > 0 else 0.0
+
+    def memory_time(self, cell: Cell) -> float:
+        """sum(bytes) over the cell's edges / (GB/s * 1e9); 0 when the rate is <= 0."""
+        mem = sum(self.op_costs[as_op(e.op)].mem_bytes for e in cell.edges)
+        d = _rate_div(self.hw.mem_bandwidth_gbs)
+        return mem / d if d > 0 else 0.0
+
+    # -- fitting ---------------------------------------------------------------------
+    def calibrate(
+        self, points: Sequence[CalibrationPoint], weighting: str = "absolute"
+    ) -> LatencyEstimator:
+        """Fit weights and bias by least squares on rows [features..., 1].
+
+        ``weighting="absolute"`` (the seed's): ordinary least squares on latencies.
+        ``"relative"``: each row divided by its latency, i.e. least squares on relative
+        errors (pred / latency - 1), the quantity the +-10% metric counts; otherwise
+        the largest cells dominate the fit and small ones get large relative errors.
+        Latencies must then be > 0.
+
+        Raises ValueError for fewer points than coefficients, non-finite latencies, or a
+        rank-deficient design (the message names the columns that are linearly
+        dependent); the coefficients are only replaced on success. Returns self.
+        """
+        points = list(points)
+        n_coef = len(self.columns) + 1
+        if len(points) < n_coef:
+            raise ValueError(
+                f"calibrating {n_coef} coefficients ({', '.join(self.columns)}, bias) needs at "
+                f"least {n_coef} points, got {len(points)}"
+            )
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        x, y = self._points_features(points)
+        if not np.all(np.isfinite(y)):
+            raise ValueError("calibration latencies must be finite")
+        design = np.concatenate([x, np.ones((len(y), 1))], axis=1)
+        if weighting == "relative":
+            if np.any(y <= 0):
+                bad = float(y[y <= 0][0])
+                raise ValueError(f"weighting='relative' needs latencies > 0, got {bad}")
+            design, y = design / y[:, None], np.ones_like(y)
+        names = self.columns + ["bias"]
+        scale = np.abs(design).max(axis=0)
+        zero_cols = [names[k] for k in np.flatnonzero(scale == 0)]
+        if zero_cols:
+            raise ValueError(
+                f"rank-deficient design: columns {zero_cols} are zero for every point "
+                "(an op that never occurs, or a hardware rate <= 0)"
+            )
+        scaled = design / scale
+        sol, _, rank, sv = np.linalg.lstsq(scaled, y, rcond=None)
+        tol = sv[0] * 1e-9
+        if rank < n_coef or sv[-1] <= tol:
+            _, _, vt = np.linalg.svd(scaled, full_matrices=False)
+            null = vt[-1]
+            involved = [names[k] for k in np.flatnonzero(np.abs(null) > 1e-6)]
+            hint = (
+                "FLOPs and bytes are multiples of the op counts at a single shape: use "
+                "features='lut', or points at several shapes"
+                if "flops" in self.columns and self.features != "seed"
+                else "launches is fixed by the op counts when no cell has a dead node; "
+                "add cells or drop the feature set"
+                if "launches" in self.columns
+                else "the points do not vary these features independently"
+            )
+            raise ValueError(
+                f"rank-deficient design: {len(names)} coefficients but the columns {involved} "
+                f"are linearly dependent on these points ({hint})"
+            )
+        coef = sol / scale
+        self._weights = coef[:-1].copy()
+        self.bias = float(coef[-1])
+        self.calibrated = True
+        return self
+
+    def predict_points(self, points: Sequence[CalibrationPoint]) -> np.ndarray:
+        """Predictions [n] for the points' cells (each at its own shape)."""
+        x, _ = self._points_features(points)
+        return x @ self._weights + self.bias
+
+    def r_squared(self, points: Sequence[CalibrationPoint]) -> float:
+        """R^2 of this estimator on ``points`` (see :func:`r_squared`)."""
+        points = list(points)
+        return r_squared([p.latency for p in points], self.predict_points(points))
+
+    def metrics(self, points: Sequence[CalibrationPoint]) -> dict[str, float]:
+        """:func:`accuracy_metrics` of this estimator on ``points``."""
+        points = list(points)
+        return accuracy_metrics([p.latency for p in points], self.predict_points(points))
+
+    # -- persistence -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "nas.latency/1",
+            "hw": {
+                "name": self.hw.name,
+                "flops_throughput_gflops": self.hw.flops_throughput_gflops,
+                "mem_bandwidth_gbs": self.hw.mem_bandwidth_gbs,
+            },
+            "features": self.features,
+            "ops": [op.value for op in self.ops],
+            "shape": list(self.shape) if self.shape is not None else None,
+            "op_costs": {op.value: [c.flops, c.mem_bytes] for op, c in self.op_costs.items()},
+            "columns": self.columns,
+            "weights": self._weights.tolist(),
+            "bias": self.bias,
+            "calibrated": self.calibrated,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> LatencyEstimator:
+        """The estimator saved by :meth:`to_dict`, or the best one of a ``nas calibrate``
+        JSON document (its ``"estimator"`` entry)."""
+        if "estimator" in doc and "weights" not in doc:
+            doc = doc["estimator"]
+        try:
+            hw = HWProfile(
+                str(doc["hw"]["name"]),
+                float(doc["hw"]["flops_throughput_gflops"]),
+                float(doc["hw"]["mem_bandwidth_gbs"]),
+            )
+            costs = {as_op(k): OpCost(float(v[0]), float(v[1])) for k, v in doc["op_costs"].items()}
+            est = cls(hw, costs, features=doc["features"], ops=doc["ops"], shape=doc["shape"])
+            weights = np.asarray(doc["weights"], dtype=np.float64)
+            bias = float(doc["bias"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a latency estimator document: missing or bad {exc}") from None
+        if list(doc.get("columns", est.columns)) != est.columns or weights.shape != (
+            len(est.columns),
+        ):
+            raise ValueError(
+                f"estimator document has weights for {doc.get('columns')}, expected {est.columns}"
+            )
+        est._weights, est.bias = weights, bias
+        est.calibrated = bool(doc.get("calibrated", True))
+        return est
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`to_dict` as JSON (to a temporary name, then renamed)."""
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LatencyEstimator:
+        """Load an estimator JSON, or the best estimator of a ``nas calibrate`` JSON."""
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+    def __repr__(self) -> str:
+        w = ", ".join(f"{c}={v:.4g}" for c, v in zip(self.columns, self._weights, strict=True))
+        return (
+            f"LatencyEstimator({self.hw.name!r}, features={self.features!r}, {w}, "
+            f"bias={self.bias:.4g})"
+        )
+
+
+def _edges(num_nodes: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]
+
+
+def load_estimator(path: str | os.PathLike[str]) -> LatencyEstimator:
+    """:meth:`LatencyEstimator.load`."""
+    return LatencyEstimator.load(path)
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give (0o666 minus the umask): mkstemp's
+    temporary files are 0o600, which the renamed result should not keep."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_json_atomic(path: str | os.PathLike[str], doc: Any) -> None:
+    """Write ``doc`` as JSON to a temporary file in the same folder, then rename it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def expected_latency(
+    alpha: torch.Tensor, space: SearchSpace, estimator: LatencyEstimator
+) -> torch.Tensor:
+    """Differentiable expected latency of a supernet (ProxylessNAS-style penalty):
+    sum over edges of softmax(alpha_e) . latency_per_op + bias, where latency_per_op
+    [K] = feature_table(space.ops) @ coeffs()[0], the estimator's own coefficients.
+
+    In a supernet every mixed edge runs, so every edge and node counts as live; for
+    ``"lut"``/``"rich"`` the node term (-1 launch per non-input node) is added as a
+    constant. alpha: Tensor[num_edges, num_ops] or the flat seed layout
+    [num_edges * num_ops]; returns a scalar Tensor (alpha's dtype and device).
+    """
+    e, k = space.num_edges, space.num_ops
+    if (
+        alpha.numel() != e * k
+        or alpha.dim() not in (1, 2)
+        or (alpha.dim() == 2 and alpha.shape != (e, k))
+    ):
+        raise ValueError(
+            f"alpha of shape {tuple(alpha.shape)} does not match "
+            f"num_edges({e}) * num_ops({k}) = {e * k}"
+        )
+    if not alpha.is_floating_point():
+        raise ValueError(f"alpha must be a floating tensor, got {alpha.dtype}")
+    w, bias = estimator.coeffs()
+    per_op = estimator.feature_table(space.ops) @ w  # [K]
+    const = bias
+    for col in ("launches", "adds_same"):
+        if col in estimator.columns:
+            const -= (space.num_nodes - 1) * w[estimator.columns.index(col)]
+    lat = torch.as_tensor(per_op, dtype=alpha.dtype, device=alpha.device)
+    probs = torch.softmax(alpha.reshape(e, k), dim=-1)
+    return (probs * lat).sum() + const
+
+
+__all__ = [
+    "FEATURE_SETS",
+    "OP_LAUNCHES",
+    "WEIGHTINGS",
+    "CalibrationPoint",
+    "LatencyEstimator",
+    "accuracy_metrics",
+    "expected_latency",
+    "file_mode",
+    "load_estimator",
+    "r_squared",
+    "write_json_atomic",
+]

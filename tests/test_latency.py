@@ -1,0 +1,497 @@
+"""Latency estimator: seed behaviour, fitting, errors, vectorised estimates, measurement
+plumbing and the ``nas calibrate`` CLI. No timing assertions: measurements use tiny
+shapes or an injected clock."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import nas
+from nas import CalibrationPoint, HWProfile, LatencyEstimator, OpType
+from nas.calibrate import measure_cells, repeatability, sample_cells, time_cells
+from nas.cli import main
+from nas.latency import LAYOUTS, OP_OUTPUT_T, accuracy_metrics, file_mode
+from nas.signal_ops import CellModule, build_op
+
+ALL_CONV3 = nas.make_cell(
+    4, [(i, j, "conv_3x3") for i in range(4) for j in range(i + 1, 4)]
+)  # 4 nodes -> 6 edges
+
+
+# -- seed behaviour -------------------------------------------------------------------
+def test_seed_defaults_and_worked_example():
+    est = LatencyEstimator(nas.dgx_spark())
+    assert (est.alpha, est.beta, est.bias) == (1.0, 1.0, 0.0)
+    assert len(ALL_CONV3.edges) == 6
+    assert est.compute_time(ALL_CONV3) == 4.52984832e-4
+    assert est.memory_time(ALL_CONV3) == 2.015232e-5
+    assert est.estimate(ALL_CONV3) == 4.7313715200000004e-4
+    assert est.latency_estimate(ALL_CONV3) == est.estimate(ALL_CONV3)
+    assert est.estimate_batch([ALL_CONV3])[0] == pytest.approx(4.7313715200000004e-4, rel=1e-15)
+
+
+def test_rate_at_most_zero_drops_the_term():
+    est = LatencyEstimator(HWProfile("no-compute", 0.0, 200.0))
+    assert est.compute_time(ALL_CONV3) == 0.0
+    assert est.estimate(ALL_CONV3) == pytest.approx(2.015232e-5)
+    w, _ = est.coeffs()
+    assert w[0] == 0.0 and w[1] == pytest.approx(1 / 200e9)
+    est = LatencyEstimator(HWProfile("nothing", -1.0, 0.0))
+    assert est.estimate(ALL_CONV3) == 0.0
+
+
+def test_coeffs_and_feature_table_reproduce_seed_estimates():
+    space = nas.SearchSpace(4)
+    est = LatencyEstimator(nas.dgx_spark())
+    w, b = est.coeffs()
+    assert w[0] == pytest.approx(1.0 / 1e12) and w[1] == pytest.approx(1.0 / 200e9)
+    table = est.feature_table(space.ops)  # [K, 2]: flops, mem_bytes
+    assert table.shape == (8, 2) and est.additive
+    np.testing.assert_array_equal(table[:, :2], nas.op_feature_table(space.ops)[:, :2])
+    idx = torch.randint(0, space.num_cells(), (300,), generator=torch.Generator().manual_seed(1))
+    codes = space.decode(idx)
+    routed = table[codes.numpy()].sum(axis=1) @ w + b
+    np.testing.assert_allclose(est.estimate_batch(idx, space), routed, rtol=1e-12)
+
+
+@pytest.mark.parametrize("features", nas.FEATURE_SETS)
+def test_estimate_batch_matches_estimate(features):
+    space = nas.SearchSpace(4)
+    est = LatencyEstimator(nas.dgx_spark(), features=features, shape=(8, 16, 32))
+    est._weights = np.linspace(0.5, 2.0, len(est.columns))  # arbitrary, non-trivial
+    est.bias = 3e-6
+    idx = torch.arange(0, space.num_cells(), 997)
+    cells = space.cells(idx)
+    one = np.array([est.estimate(c) for c in cells])
+    np.testing.assert_allclose(est.estimate_batch(cells), one, rtol=1e-12)
+    np.testing.assert_allclose(est.estimate_batch(idx, space), one, rtol=1e-12)
+    np.testing.assert_allclose(est.estimate_batch(space.decode(idx), space), one, rtol=1e-12)
+    # a space over a sub-list of ops maps its codes to the right ops
+    sub = nas.SearchSpace(3, ["skip_connect", "conv_5x5"])
+    sub_idx = torch.arange(sub.num_cells())
+    np.testing.assert_allclose(
+        est.estimate_batch(sub_idx, sub),
+        [est.estimate(c) for c in sub.cells(sub_idx)],
+        rtol=1e-12,
+    )
+
+
+def test_estimate_batch_bad_input():
+    space = nas.SearchSpace(3)
+    est = LatencyEstimator(nas.dgx_spark())
+    with pytest.raises(ValueError, match="need the space"):
+        est.estimate_batch(torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"codes must be \[n, num_edges=3\]"):
+        est.estimate_batch(torch.zeros(2, 4, dtype=torch.int64), space)
+    with pytest.raises(ValueError, match=r"op codes must lie in \[0, 8\)"):
+        est.estimate_batch(torch.full((2, 3), 8), space)
+    lut = LatencyEstimator(nas.dgx_spark(), features="lut", ops=["zero", "skip_connect"])
+    with pytest.raises(ValueError, match=r"'conv_3x3'\] are not in the estimator's op list"):
+        lut.estimate(ALL_CONV3)
+    with pytest.raises(ValueError, match="unknown feature set 'big'"):
+        LatencyEstimator(nas.dgx_spark(), features="big")
+
+
+# -- live edges: what CellModule really runs --------------------------------------------
+def _ops_run_by_cell_module(cell: nas.Cell) -> dict[OpType, int]:
+    module = CellModule(cell, 4)
+    ran: dict[OpType, int] = {}
+    for m in module.ops:
+        m.register_forward_hook(lambda mod, i, o: ran.__setitem__(mod.op, ran.get(mod.op, 0) + 1))
+    module(torch.randn(1, 5, 4))
+    return ran
+
+
+def test_lut_counts_match_the_ops_cell_module_runs():
+    space = nas.SearchSpace(4)
+    est = LatencyEstimator(nas.dgx_spark(), features="lut")
+    cells = sample_cells(space, 150, seed=3)
+    cells.append(nas.make_cell(4, [(0, 1, "zero"), (1, 2, "conv_3x3"), (1, 3, "conv_5x5")]))
+    feats = est.cell_features(cells)
+    dead = 0
+    for cell, row in zip(cells, feats, strict=True):
+        ran = _ops_run_by_cell_module(cell)
+        counted = {op: row[est.columns.index(f"n_{op.value}")] for op in est._count_ops}
+        assert counted == {op: ran.get(op, 0) for op in est._count_ops}, str(cell)
+        dead += sum(1 for e in cell.edges if e.op != OpType.ZERO) - sum(ran.values())
+    assert dead > 0  # the sample does contain edges that CellModule skips
+    # launches: kernels of a fully live all-conv cell: 6 * (relu + conv) + 3 node adds
+    assert est.cell_features([ALL_CONV3])[0, -1] == 15
+    # an all-zero cell runs nothing but zeros_like for its output
+    empty = nas.make_cell(3, [(0, 1, "zero"), (0, 2, "zero"), (1, 2, "zero")])
+    assert est.cell_features([empty])[0, -1] == 1 and est.estimate(empty) == 0.0
+
+
+def _layout(t: torch.Tensor) -> str:
+    if t.is_contiguous():
+        return "C"
+    assert t.transpose(1, 2).is_contiguous(), t.stride()
+    return "T"
+
+
+def test_op_output_layouts_match_the_real_modules():
+    x = torch.randn(2, 5, 3)
+    inputs = {"C": x, "T": torch.randn(2, 3, 5).transpose(1, 2)}
+    for op in OpType:
+        if op == OpType.ZERO:
+            continue
+        module = build_op(op, 3)
+        for t, lay in enumerate(LAYOUTS):
+            got = _layout(module(inputs[lay]))
+            assert got == ("T" if OP_OUTPUT_T[op][t] else "C"), (op, lay)
+    # a node sum keeps the layout of its first operand
+    assert _layout(inputs["C"] + inputs["T"]) == "C" and _layout(inputs["T"] + x) == "T"
+
+
+def test_layout_features_match_what_cell_module_runs():
+    space = nas.SearchSpace(4)
+    est = LatencyEstimator(nas.dgx_spark(), features="layout")
+    cells = sample_cells(space, 120, seed=7)
+    feats = est.cell_features(cells)
+    x = torch.randn(2, 5, 3)
+    seen_t = 0
+    for cell, row in zip(cells, feats, strict=True):
+        module = CellModule(cell, 3)
+        ran: dict[str, int] = {}
+
+        def hook(mod, inp, out, ran=ran):
+            key = f"n_{mod.op.value}@{_layout(inp[0])}"
+            ran[key] = ran.get(key, 0) + 1
+
+        for m in module.ops:
+            m.register_forward_hook(hook)
+        # count node-sum adds by layout agreement, replaying CellModule's order
+        nodes = {0: _layout(x)}
+        same = mixed = 0
+        module(x)
+        for src, dst, op in module._edges:
+            if op == OpType.ZERO or src not in nodes:
+                continue
+            y = "T" if OP_OUTPUT_T[op][LAYOUTS.index(nodes[src])] else "C"
+            if dst in nodes:
+                same += nodes[dst] == y
+                mixed += nodes[dst] != y
+            else:
+                nodes[dst] = y
+        want = {c: float(ran.get(c, 0)) for c in est.columns if "@" in c}
+        got = {c: row[est.columns.index(c)] for c in want}
+        assert got == want, str(cell)
+        assert row[est.columns.index("adds_same")] == same, str(cell)
+        assert row[est.columns.index("adds_mixed")] == mixed, str(cell)
+        seen_t += sum(v for c, v in ran.items() if c.endswith("@T"))
+    assert seen_t > 0 and feats[:, est.columns.index("adds_mixed")].sum() > 0
+
+
+def test_layout_bw_counts_the_edges_backward_reaches():
+    """A conv edge runs backward iff its weight gets a gradient: compare with autograd."""
+    space = nas.SearchSpace(4, ["conv_3x3", "zero", "skip_connect", "max_pool_3x3"])
+    est = LatencyEstimator(nas.dgx_spark(), features="layout_bw", ops=space.ops)
+    cells = sample_cells(space, 120, seed=9)
+    feats = est.cell_features(cells)
+    fwd = [est.columns.index(f"n_conv_3x3@{lay}") for lay in LAYOUTS]
+    bwd = [est.columns.index(f"bw_conv_3x3@{lay}") for lay in LAYOUTS]
+    x = torch.randn(2, 5, 3)
+    unreached = 0
+    for cell, row in zip(cells, feats, strict=True):
+        module = CellModule(cell, 3)
+        out = module(x)
+        if out.requires_grad:
+            out.sum().backward()
+        with_grad = sum(
+            1 for m in module.ops if m.op == OpType.CONV_3X3 and m.conv.weight.grad is not None
+        )
+        assert row[bwd].sum() == with_grad, str(cell)
+        unreached += row[fwd].sum() - with_grad
+    assert unreached > 0  # some live conv edges never reach the output
+
+
+# -- fitting ------------------------------------------------------------------------------
+def _synthetic(est, cells, noise, rng, a=1.2, b=0.8, c=5e-6):
+    lat = [
+        (a * est.compute_time(x) + b * est.memory_time(x) + c) * (1 + noise * rng.standard_normal())
+        for x in cells
+    ]
+    return [CalibrationPoint(x, y) for x, y in zip(cells, lat, strict=True)]
+
+
+def test_synthetic_recovery_15_points():
+    rng = np.random.default_rng(0)
+    space = nas.SearchSpace(4)
+    est = LatencyEstimator(nas.dgx_spark())
+    train = _synthetic(est, sample_cells(space, 15, seed=1), 0.01, rng)
+    test = _synthetic(est, sample_cells(space, 200, seed=2), 0.01, rng)
+    est.calibrate(train)
+    assert est.calibrated
+    assert est.alpha == pytest.approx(1.2, rel=0.05)
+    assert est.r_squared(test) >= 0.95
+    # noise-free: the exact coefficients come back
+    exact = LatencyEstimator(nas.dgx_spark()).calibrate(
+        _synthetic(est, sample_cells(space, 15, seed=1), 0.0, rng)
+    )
+    assert exact.alpha == pytest.approx(1.2, rel=1e-9)
+    assert exact.beta == pytest.approx(0.8, rel=1e-7)
+    assert exact.bias == pytest.approx(5e-6, rel=1e-6)
+
+
+def test_lut_recovers_an_additive_table_with_dead_edges():
+    space = nas.SearchSpace(4)
+    est = LatencyEstimator(nas.dgx_spark(), features="lut", shape=(4, 8, 16))
+    truth = np.array([40e-6, 70e-6, 30e-6, 35e-6, 5e-6, 8e-6, 1e-6, 2e-6])  # 7 ops + launch
+    cells = sample_cells(space, 120, seed=5)
+    y = est.cell_features(cells) @ truth + 7e-6
+    est.calibrate([CalibrationPoint(c, v) for c, v in zip(cells, y, strict=True)])
+    np.testing.assert_allclose(est.weights, truth, rtol=1e-7, atol=1e-12)
+    assert est.bias == pytest.approx(7e-6, rel=1e-6)
+
+
+def test_rich_needs_several_shapes():
+    space = nas.SearchSpace(4)
+    cells = sample_cells(space, 120, seed=6)
+    rich = LatencyEstimator(nas.dgx_spark(), features="rich", shape=(4, 8, 16))
+    pts = [CalibrationPoint(c, 1e-3 + 1e-5 * k) for k, c in enumerate(cells)]
+    w0 = rich.weights
+    with pytest.raises(ValueError, match="rank-deficient.*features='lut'"):
+        rich.calibrate(pts)
+    np.testing.assert_array_equal(rich.weights, w0)  # untouched
+    # over several shapes the FLOPs/bytes columns are independent of the counts
+    shapes = [(4, 8, 16), (8, 16, 32), (2, 32, 64)]
+    pts = [CalibrationPoint(c, 0.0, shapes[k % 3]) for k, c in enumerate(cells)]
+    truth = LatencyEstimator(nas.dgx_spark(), features="rich", shape=(4, 8, 16))
+    truth._weights = np.r_[np.full(7, 2e-6), 1e-6, 1.3, 0.7]
+    y = truth.predict_points(pts)
+    rich.calibrate([CalibrationPoint(p.cell, v, p.shape) for p, v in zip(pts, y, strict=True)])
+    np.testing.assert_allclose(rich.weights, truth.weights, rtol=1e-6)
+    assert (rich.alpha, rich.beta) == (pytest.approx(1.3), pytest.approx(0.7))
+
+
+def test_relative_weighting():
+    """Weighted by 1/latency, the fit recovers exact data too, and on data where one
+    model cannot fit every cell it trades absolute error on big cells for relative
+    error on small ones."""
+    space = nas.SearchSpace(4)
+    est = LatencyEstimator(nas.dgx_spark())
+    cells = sample_cells(space, 40, seed=8)
+    exact = _synthetic(est, cells, 0.0, np.random.default_rng(0))
+    rel = LatencyEstimator(nas.dgx_spark()).calibrate(exact, weighting="relative")
+    assert (rel.alpha, rel.beta, rel.bias) == (
+        pytest.approx(1.2, rel=1e-9),
+        pytest.approx(0.8, rel=1e-7),
+        pytest.approx(5e-6, rel=1e-6),
+    )
+    # a per-cell factor the model cannot express: relative fit -> smaller relative errors
+    noisy = [
+        CalibrationPoint(p.cell, p.latency * (1.5 if k % 3 == 0 else 1.0))
+        for k, p in enumerate(exact)
+    ]
+    a = LatencyEstimator(nas.dgx_spark()).calibrate(noisy).metrics(noisy)
+    r = LatencyEstimator(nas.dgx_spark()).calibrate(noisy, weighting="relative").metrics(noisy)
+    assert r["mape"] < a["mape"]
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        est.calibrate(exact, weighting="log")
+    zero = [CalibrationPoint(p.cell, 0.0 if k == 0 else p.latency) for k, p in enumerate(exact)]
+    with pytest.raises(ValueError, match="needs latencies > 0, got 0.0"):
+        est.calibrate(zero, weighting="relative")
+
+
+def test_too_few_points():
+    est = LatencyEstimator(nas.dgx_spark())
+    pts = [CalibrationPoint(ALL_CONV3, 1e-3), CalibrationPoint(nas.SearchSpace(4).cell(9), 2e-3)]
+    with pytest.raises(ValueError, match=r"3 coefficients .* at least 3 points, got 2"):
+        est.calibrate(pts)
+    assert (est.alpha, est.beta, est.bias, est.calibrated) == (1.0, 1.0, 0.0, False)
+
+
+def test_rank_deficient_design_is_an_error_and_keeps_coefficients():
+    est = LatencyEstimator(nas.dgx_spark())
+    same = [CalibrationPoint(ALL_CONV3, 1e-3 * (1 + k)) for k in range(5)]
+    with pytest.raises(ValueError, match="rank-deficient design"):
+        est.calibrate(same)
+    # conv_3x3 cells of different sizes: flops and bytes both proportional to the count
+    cells = [nas.make_cell(2 + k, [(0, j, "conv_3x3") for j in range(1, 2 + k)]) for k in range(5)]
+    with pytest.raises(ValueError, match=r"columns \['flops', 'mem_bytes'"):
+        est.calibrate([CalibrationPoint(c, 1e-3) for c in cells])
+    no_rate = LatencyEstimator(HWProfile("x", 0.0, 100.0))
+    pts = [CalibrationPoint(c, 1e-3 + k) for k, c in enumerate(sample_cells(nas.SearchSpace(4), 9))]
+    with pytest.raises(ValueError, match=r"\['flops'\] are zero for every point"):
+        no_rate.calibrate(pts)
+    assert (est.alpha, est.beta, est.bias) == (1.0, 1.0, 0.0)
+    bad = [CalibrationPoint(c, p.latency) for c, p in zip(cells, pts, strict=False)]
+    bad[0] = CalibrationPoint(bad[0].cell, float("nan"))
+    with pytest.raises(ValueError, match="finite"):
+        LatencyEstimator(nas.dgx_spark(), features="lut").calibrate(bad * 3)
+
+
+def test_constant_targets():
+    """Constant latencies fit (zero weights, the constant as bias); their R^2 is NaN.
+    run_calibration fits relative errors by default; the CLI test covers it."""
+    est = LatencyEstimator(nas.dgx_spark())
+    pts = [CalibrationPoint(c, 2e-3) for c in sample_cells(nas.SearchSpace(4), 10)]
+    est.calibrate(pts)
+    assert est.bias == pytest.approx(2e-3) and abs(est.alpha) < 1e-9
+    assert math.isnan(est.r_squared(pts))
+    assert math.isnan(nas.r_squared([1.0], [1.0]))
+
+
+def test_r_squared_two_pass_and_negative():
+    # a large offset defeats the one-pass sum(y^2) - n mean^2 (y^2 ~ 1e12, ulp ~ 1e-4)
+    y = 1e6 + np.array([0.0, 1.0, 2.0, 3.0])
+    p = y + np.array([0.125, -0.125, 0.0, 0.125])
+    assert nas.r_squared(y, p) == pytest.approx(1 - 3 / 64 / 5.0, rel=1e-12)
+    assert nas.r_squared([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == pytest.approx(-3.0)
+    with pytest.raises(ValueError, match="measured has 2 values but predicted has 1"):
+        nas.r_squared([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="at least one point"):
+        nas.r_squared([], [])
+    m = accuracy_metrics([1.0, 2.0, 4.0], [1.05, 2.5, 4.0])
+    assert m["within_10pct"] == pytest.approx(2 / 3) and m["mape"] == pytest.approx(0.3 / 3)
+
+
+# -- persistence --------------------------------------------------------------------------
+@pytest.mark.parametrize("features", ["seed", "lut"])
+def test_save_load_roundtrip(tmp_path, features):
+    space = nas.SearchSpace(4)
+    est = LatencyEstimator(nas.h200(), features=features, shape=(4, 8, 16))
+    cells = sample_cells(space, 60, seed=2)
+    rng = np.random.default_rng(0)
+    est.calibrate([CalibrationPoint(c, 1e-3 + 1e-4 * rng.random()) for c in cells])
+    est.save(tmp_path / "est.json")
+    back = nas.load_estimator(tmp_path / "est.json")
+    assert back.columns == est.columns and back.shape == (4, 8, 16) and back.hw == est.hw
+    np.testing.assert_array_equal(back.estimate_batch(cells), est.estimate_batch(cells))
+    assert [p.name for p in tmp_path.iterdir()] == ["est.json"]  # no temporary left
+    (tmp_path / "bad.json").write_text(json.dumps({"features": "seed"}))
+    with pytest.raises(ValueError, match="not a latency estimator document"):
+        nas.load_estimator(tmp_path / "bad.json")
+
+
+# -- expected latency ---------------------------------------------------------------------
+@pytest.mark.parametrize("features", ["seed", "lut", "layout"])
+def test_expected_latency(features):
+    space = nas.SearchSpace(4)
+    est = LatencyEstimator(nas.dgx_spark(), features=features, shape=(4, 8, 16))
+    est._weights = np.linspace(1e-6, 5e-6, len(est.columns)) * (1e6 if features == "seed" else 1)
+    est.bias = 2e-6
+    # all edges live; for "layout", 3 edges read node 0 (@C) and 3 read conv outputs (@T),
+    # so the layout-averaged per-op table is exact for this cell (not in general)
+    cell = nas.make_cell(4, [(i, j, "sep_conv_5x5") for i, j in space.edges])
+    codes = torch.as_tensor(space.codes(cell))
+    onehot = torch.full((space.num_edges, space.num_ops), -60.0, dtype=torch.float64)
+    onehot[torch.arange(space.num_edges), codes] = 60.0
+    assert float(nas.expected_latency(onehot, space, est)) == pytest.approx(est.estimate(cell))
+    alpha = torch.zeros(space.num_edges * space.num_ops, requires_grad=True)
+    lat = nas.expected_latency(alpha, space, est)  # flat seed layout, uniform mix
+    lat.backward()
+    assert lat.dim() == 0 and alpha.grad is not None and torch.isfinite(alpha.grad).all()
+    per_op = est.feature_table(space.ops) @ est.coeffs()[0]
+    grad = alpha.grad.reshape(space.num_edges, space.num_ops)[0].numpy()
+    assert np.argmax(grad) == np.argmax(per_op)  # pushing toward costlier ops costs most
+    with pytest.raises(ValueError, match=r"num_edges\(6\) \* num_ops\(8\) = 48"):
+        nas.expected_latency(torch.zeros(47), space, est)
+
+
+# -- measurement ---------------------------------------------------------------------------
+def test_measure_cells_with_injected_clock():
+    ticks = iter(range(10**6))
+    cells = sample_cells(nas.SearchSpace(3), 5, seed=0)
+    threads = torch.get_num_threads()
+    times, info = time_cells(
+        cells, "cpu", (2, 4, 8), rounds=4, warmup=1, min_block_s=0.0, threads=1,
+        clock=lambda: float(next(ticks)),
+    )  # fmt: skip
+    # each timed block is exactly one call spanning one tick of the fake clock
+    assert times.shape == (5, 4) and np.all(times == 1.0)
+    assert info["threads"] == 1 and info["numbers"] == [1] * 5 and info["shape"] == [2, 4, 8]
+    assert torch.get_num_threads() == threads  # restored
+    ticks2 = iter(range(0, 10**7, 1))
+    # a 1-tick probe with min_block_s=10 -> blocks of 10 calls, still 1 tick per call
+    pts = measure_cells(
+        cells, "cpu", (2, 4, 8), rounds=2, warmup=0, min_block_s=10.0, statistic="p10",
+        clock=lambda: float(next(ticks2)),
+    )  # fmt: skip
+    assert [p.latency for p in pts] == [0.1] * 5 and pts[0].shape == (2, 4, 8)
+
+
+@pytest.mark.parametrize("mode", ["forward", "train"])
+def test_measure_cells_real_tiny(mode):
+    cells = sample_cells(nas.SearchSpace(3), 4, seed=1)
+    cells.append(nas.make_cell(3, [(0, 1, "zero"), (0, 2, "zero"), (1, 2, "zero")]))
+    pts = measure_cells(cells, "cpu", (2, 4, 8), mode, rounds=2, warmup=1, min_block_s=0.0)
+    assert len(pts) == 5 and all(p.latency > 0 and math.isfinite(p.latency) for p in pts)
+    assert [p.cell for p in pts] == cells
+
+
+def test_measure_cells_bad_args():
+    cells = [ALL_CONV3]
+    with pytest.raises(ValueError, match="mode must be one of"):
+        measure_cells(cells, mode="backward")
+    with pytest.raises(ValueError, match="shape must be"):
+        measure_cells(cells, shape=(2, 0, 8))
+    with pytest.raises(ValueError, match="statistic must be"):
+        measure_cells(cells, statistic="p200")
+    with pytest.raises(ValueError, match="cells is empty"):
+        measure_cells([])
+    with pytest.raises(ValueError, match="timer must be one of"):
+        measure_cells(cells, timer="tsc")
+    with pytest.raises(ValueError, match='timer "thread" .* needs threads=1, got 2'):
+        measure_cells(cells, timer="thread", threads=2)
+
+
+def test_thread_timer_runs():
+    cells = sample_cells(nas.SearchSpace(3), 3, seed=2)
+    pts = measure_cells(
+        cells, "cpu", (2, 4, 8), rounds=2, warmup=1, min_block_s=0.0, timer="thread"
+    )
+    assert all(p.latency >= 0 and math.isfinite(p.latency) for p in pts)
+
+
+def test_repeatability_and_sampling():
+    r = repeatability([1.0, 2.0, 4.0, 8.0], [1.05, 2.0, 5.0, 8.0])
+    assert r["within_10pct"] == 0.75 and r["median_abs_pct"] == pytest.approx(0.025)
+    space = nas.SearchSpace(3, ["zero", "skip_connect"])
+    cells = sample_cells(space, 100)
+    assert len(cells) == 8 and len({space.index(c) for c in cells}) == 8
+    big = sample_cells(nas.SearchSpace(4), 50, seed=4)
+    assert len({nas.SearchSpace(4).index(c) for c in big}) == 50
+
+
+# -- CLI -----------------------------------------------------------------------------------
+def test_cli_calibrate(tmp_path, capsys):
+    out = tmp_path / "calib"
+    argv = ["calibrate", "--cells", "24", "--nodes", "3", "--shape", "2,4,8", "--rounds", "2"]
+    argv += ["--warmup", "1", "--min-block-ms", "0", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n_heldout"] == 6 and doc["n_train"] == 18 and doc["threads"] == 1
+    assert doc["best"] in doc["models"] and 0.0 <= doc["within_10pct"] <= 1.0
+    assert isinstance(doc["heldout_r2"], float) and doc["repeatability"]["n"] == 24
+    assert doc == json.loads((out / "calibration.json").read_text())
+    lines = (out / "points.csv").read_text().splitlines()
+    assert len(lines) == 25 and lines[0].startswith("row,cell_index,op_codes,shape,latency_s")
+    assert (out / "pred_vs_measured.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("points.csv", "calibration.json", "pred_vs_measured.png"):
+        assert (out / name).stat().st_mode & 0o777 == file_mode(), name  # not mkstemp's 0600
+    assert sorted(p.name for p in out.iterdir()) == [
+        "calibration.json",
+        "points.csv",
+        "pred_vs_measured.png",
+    ]  # no temporaries left
+    est = nas.load_estimator(out / "calibration.json")
+    assert est.features == doc["best"] and est.shape == (2, 4, 8)
+    # the table form
+    assert main(argv[:-1] + ["--features", "seed", "--repeat", "sequential"]) == 0
+    text = capsys.readouterr().out
+    assert "seed  held-out R^2" in text and "within +-10%" in text
+    assert "repeatability (sequential" in text
+    assert main(argv[:-1] + ["--repeat", "none"]) == 0
+    assert "repeatability" not in capsys.readouterr().out
+
+
+def test_cli_calibrate_bad_input(capsys):
+    assert main(["calibrate", "--holdout", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "holdout must be a fraction in (0, 1), got 1.5" in err and "Traceback" not in err
+    assert main(["calibrate", "--shape", "2,4"]) == 2
+    assert "--shape must be BATCH,PATCHES,HIDDEN" in capsys.readouterr().err
