@@ -365,7 +365,7 @@ def test_bad_input_native_and_reference(op):
 # ------------------------------------------------------------------ torch integration
 @pytest.mark.skipif(not nas.has_native(), reason="nas._C not built")
 def test_opcheck():
-    t = torch.tensor(nas.op_feature_table(nas.signal_ops()))
+    t = torch.tensor(nas.op_feature_table(nas.default_signal_ops()))
     c = torch.tensor([1e-9, 1e-9, 0.0], dtype=torch.float64)
     lo = torch.full((3,), -INF, dtype=torch.float64)
     hi = torch.tensor([INF, INF, 10.0], dtype=torch.float64)
@@ -386,7 +386,7 @@ def test_opcheck():
 
 @pytest.mark.skipif(not nas.has_native(), reason="nas._C not built")
 def test_torch_compile_fullgraph():
-    t = torch.tensor(nas.op_feature_table(nas.signal_ops()))
+    t = torch.tensor(nas.op_feature_table(nas.default_signal_ops()))
     c = torch.tensor([1e-9, 1e-9, 0.0], dtype=torch.float64)
 
     def fn(t):
