@@ -493,5 +493,10 @@ def test_cli_calibrate_bad_input(capsys):
     assert main(["calibrate", "--holdout", "1.5"]) == 2
     err = capsys.readouterr().err
     assert "holdout must be a fraction in (0, 1), got 1.5" in err and "Traceback" not in err
+    if not torch.cuda.is_available():
+        assert main(["calibrate", "--device", "cuda"]) == 2
+        assert "torch.cuda.is_available() is False" in capsys.readouterr().err
+    assert main(["calibrate", "--device", "tpu9"]) == 2
+    assert "device must be cpu or cuda[:N], got 'tpu9'" in capsys.readouterr().err
     assert main(["calibrate", "--shape", "2,4"]) == 2
     assert "--shape must be BATCH,PATCHES,HIDDEN" in capsys.readouterr().err
