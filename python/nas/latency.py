@@ -183,7 +183,7 @@ class LatencyEstimator:
         op_costs: per-op FLOPs and bytes; default: 1-D costs at ``shape`` when given,
             else the seed's 2-D table (``nas.default_op_costs()``).
         features: one of ``FEATURE_SETS``.
-        ops: the ops the lookup table counts (``"lut"``/``"rich"``); default all 8.
+        ops: the ops the count columns cover (every set but ``"seed"``); default all 8.
         shape: (batch, patches, hidden) the estimator predicts for.
     """
 
@@ -278,13 +278,13 @@ class LatencyEstimator:
 
     @property
     def alpha(self) -> float:
-        """Weight of compute time (``"seed"``/``"rich"``); NaN for ``"lut"``."""
+        """Weight of compute time (``"seed"``/``"rich"``); NaN for the other sets."""
         cols = self.columns
         return float(self._weights[cols.index("flops")]) if "flops" in cols else float("nan")
 
     @property
     def beta(self) -> float:
-        """Weight of memory time (``"seed"``/``"rich"``); NaN for ``"lut"``."""
+        """Weight of memory time (``"seed"``/``"rich"``); NaN for the other sets."""
         cols = self.columns
         return (
             float(self._weights[cols.index("mem_bytes")]) if "mem_bytes" in cols else float("nan")
@@ -734,9 +734,10 @@ def expected_latency(
     sum over edges of softmax(alpha_e) . latency_per_op + bias, where latency_per_op
     [K] = feature_table(space.ops) @ coeffs()[0], the estimator's own coefficients.
 
-    In a supernet every mixed edge runs, so every edge and node counts as live; for
-    ``"lut"``/``"rich"`` the node term (-1 launch per non-input node) is added as a
-    constant. alpha: Tensor[num_edges, num_ops] or the flat seed layout
+    In a supernet every mixed edge runs, so every edge and node counts as live (and
+    runs backward); the node term (-1 launch, or -1 same-layout add, per non-input
+    node) is added as a constant, and ``"layout"`` models average each op's two input
+    layouts (``feature_table``). alpha: Tensor[num_edges, num_ops] or the flat seed layout
     [num_edges * num_ops]; returns a scalar Tensor (alpha's dtype and device).
     """
     e, k = space.num_edges, space.num_ops
