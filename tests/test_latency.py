@@ -192,7 +192,7 @@ def test_layout_bw_counts_the_edges_backward_reaches():
     cells = sample_cells(space, 120, seed=9)
     feats = est.cell_features(cells)
     fwd = [est.columns.index(f"n_conv_3x3@{lay}") for lay in LAYOUTS]
-    bwd = [est.columns.index(f"bw_conv_3x3@{lay}") for lay in LAYOUTS]
+    bwd = [est.columns.index("bw_conv_3x3")]
     x = torch.randn(2, 5, 3)
     unreached = 0
     for cell, row in zip(cells, feats, strict=True):
@@ -493,5 +493,10 @@ def test_cli_calibrate_bad_input(capsys):
     assert main(["calibrate", "--holdout", "1.5"]) == 2
     err = capsys.readouterr().err
     assert "holdout must be a fraction in (0, 1), got 1.5" in err and "Traceback" not in err
+    if not torch.cuda.is_available():
+        assert main(["calibrate", "--device", "cuda"]) == 2
+        assert "torch.cuda.is_available() is False" in capsys.readouterr().err
+    assert main(["calibrate", "--device", "tpu9"]) == 2
+    assert "device must be cpu or cuda[:N], got 'tpu9'" in capsys.readouterr().err
     assert main(["calibrate", "--shape", "2,4"]) == 2
     assert "--shape must be BATCH,PATCHES,HIDDEN" in capsys.readouterr().err

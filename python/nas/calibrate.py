@@ -106,6 +106,22 @@ TIMERS = ("wall", "thread")
 REPEATS = ("interleaved", "sequential", "none")
 
 
+def _as_device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be cpu or cuda[:N], got {device!r}") from None
+    _check_device(dev)
+    return dev
+
+
+def _check_device(dev: torch.device) -> None:
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {dev} requested but torch.cuda.is_available() is False")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu or cuda[:N], got {dev}")
+
+
 def _check_timer(timer: str, dev: torch.device, threads: int) -> None:
     if timer not in TIMERS:
         raise ValueError(f"timer must be one of {TIMERS}, got {timer!r}")
@@ -162,7 +178,7 @@ def time_cells(
     timer (for tests).
     """
     batch, patches, hidden = _check_args(shape, mode, rounds, warmup, threads)
-    dev = torch.device(device)
+    dev = _as_device(device)
     _check_timer(timer, dev, threads)
     if clock is None:
         clock = time.thread_time if timer == "thread" else time.perf_counter
@@ -418,7 +434,7 @@ def run_calibration(
     for s in shapes:
         _check_args(s, mode, rounds, warmup, threads)
     _statistic(np.zeros((1, 1)), statistic)
-    _check_timer(timer, torch.device(device), threads)
+    _check_timer(timer, _as_device(device), threads)
     if hw is None:
         hw = h200() if torch.device(device).type == "cuda" else cpu_profile()
     elif isinstance(hw, str):

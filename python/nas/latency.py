@@ -25,9 +25,10 @@ over one of five named feature sets (``FEATURE_SETS``):
   per-op table can express. Layout "C" is contiguous [B, N, D] (the cell input);
   "T" is contiguous [B, D, N] seen as [B, N, D] (a Conv1d's output after the
   transpose back); ``OP_OUTPUT_T`` gives each op's output layout.
-* ``"layout_bw"``: ``"layout"`` plus ``bw_<op>@<layout>``, the same counts over the
-  edges a backward pass runs (live edges from which the output is reachable through
-  live edges), for ``mode="train"`` measurements.
+* ``"layout_bw"``: ``"layout"`` plus ``bw_<op>``, per-op counts of the edges a
+  backward pass runs (live edges from which the output is reachable through live
+  edges), for ``mode="train"`` measurements. Not split by layout: an edge that runs
+  forward but not backward is rare, and finer columns were all-zero on 150 cells.
 * ``"rich"``: ``"lut"`` plus ``compute_time`` and ``memory_time`` over live edges. At a
   single input shape FLOPs and bytes are exact multiples of the per-op counts, so this
   design is rank-deficient unless the calibration points span several shapes
@@ -182,7 +183,7 @@ class LatencyEstimator:
         op_costs: per-op FLOPs and bytes; default: 1-D costs at ``shape`` when given,
             else the seed's 2-D table (``nas.default_op_costs()``).
         features: one of ``FEATURE_SETS``.
-        ops: the ops the lookup table counts (``"lut"``/``"rich"``); default all 8.
+        ops: the ops the count columns cover (every set but ``"seed"``); default all 8.
         shape: (batch, patches, hidden) the estimator predicts for.
     """
 
@@ -229,7 +230,7 @@ class LatencyEstimator:
             per_op = [f"n_{op.value}@{lay}" for op in self._count_ops for lay in LAYOUTS]
             cols = per_op + ["adds_same", "adds_mixed"]
             if self.features == "layout_bw":
-                cols += [f"bw_{c[2:]}" for c in per_op]
+                cols += [f"bw_{op.value}" for op in self._count_ops]
             return cols
         return lut + ["flops", "mem_bytes"]
 
@@ -277,13 +278,13 @@ class LatencyEstimator:
 
     @property
     def alpha(self) -> float:
-        """Weight of compute time (``"seed"``/``"rich"``); NaN for ``"lut"``."""
+        """Weight of compute time (``"seed"``/``"rich"``); NaN for the other sets."""
         cols = self.columns
         return float(self._weights[cols.index("flops")]) if "flops" in cols else float("nan")
 
     @property
     def beta(self) -> float:
-        """Weight of memory time (``"seed"``/``"rich"``); NaN for ``"lut"``."""
+        """Weight of memory time (``"seed"``/``"rich"``); NaN for the other sets."""
         cols = self.columns
         return (
             float(self._weights[cols.index("mem_bytes")]) if "mem_bytes" in cols else float("nan")
@@ -309,11 +310,11 @@ class LatencyEstimator:
                     row.append(0.0 if op == OpType.ZERO else 1.0)
                 elif col == "adds_mixed":
                     row.append(0.0)
+                elif col.startswith("bw_"):  # in a supernet every edge runs backward
+                    row.append(1.0 if col == f"bw_{op.value}" else 0.0)
                 elif "@" in col:
                     # layout-averaged: an op's input layout depends on the cell around it
-                    # (bw_: in a supernet every edge also runs backward)
-                    name = col.split("@")[0]
-                    row.append(0.5 if name in (f"n_{op.value}", f"bw_{op.value}") else 0.0)
+                    row.append(0.5 if col.split("@")[0] == f"n_{op.value}" else 0.0)
                 else:
                     row.append(1.0 if col == f"n_{op.value}" else 0.0)
             rows.append(row)
@@ -424,8 +425,8 @@ class LatencyEstimator:
                 reach[i] = reach[i] | (live & reach[j])
             bw_of = torch.full((n_ops * 2,), len(cols), dtype=torch.int64)
             for op in self._count_ops:
-                for t, lay in enumerate(LAYOUTS):
-                    bw_of[_CANON.index(op) * 2 + t] = cols.index(f"bw_{op.value}@{lay}")
+                for t in range(len(LAYOUTS)):
+                    bw_of[_CANON.index(op) * 2 + t] = cols.index(f"bw_{op.value}")
             for _, j, live, key in edge_info:
                 edge_cols.append(torch.where(live & reach[j], bw_of[key], len(cols)))
         width = len(cols) + 1  # last column: dump for dead edges
@@ -733,9 +734,10 @@ def expected_latency(
     sum over edges of softmax(alpha_e) . latency_per_op + bias, where latency_per_op
     [K] = feature_table(space.ops) @ coeffs()[0], the estimator's own coefficients.
 
-    In a supernet every mixed edge runs, so every edge and node counts as live; for
-    ``"lut"``/``"rich"`` the node term (-1 launch per non-input node) is added as a
-    constant. alpha: Tensor[num_edges, num_ops] or the flat seed layout
+    In a supernet every mixed edge runs, so every edge and node counts as live (and
+    runs backward); the node term (-1 launch, or -1 same-layout add, per non-input
+    node) is added as a constant, and ``"layout"`` models average each op's two input
+    layouts (``feature_table``). alpha: Tensor[num_edges, num_ops] or the flat seed layout
     [num_edges * num_ops]; returns a scalar Tensor (alpha's dtype and device).
     """
     e, k = space.num_edges, space.num_ops
