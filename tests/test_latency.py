@@ -500,3 +500,31 @@ def test_cli_calibrate_bad_input(capsys):
     assert "device must be cpu or cuda[:N], got 'tpu9'" in capsys.readouterr().err
     assert main(["calibrate", "--shape", "2,4"]) == 2
     assert "--shape must be BATCH,PATCHES,HIDDEN" in capsys.readouterr().err
+
+
+def test_estimate_range_runs_on_the_scoring_kernel():
+    space = nas.SearchSpace(4)
+    est = LatencyEstimator(nas.dgx_spark())
+    rng = np.random.default_rng(3)
+    cells = [space.sample(rng) for _ in range(12)]
+    # A calibrated additive model: the kernel must reproduce estimate_batch.
+    est.calibrate([CalibrationPoint(c, 1e-4 + est.estimate(c) * 1.7) for c in cells])
+    got = est.estimate_range(space, 1000, 4096)
+    want = est.estimate_batch(torch.arange(1000, 5096), space)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    coeffs, bias = nas.latency_coeffs(nas.dgx_spark(), est)
+    assert coeffs[2] == 0.0 and bias == est.bias
+    # The uncalibrated default is the seed formula on the profile's rates.
+    c0, b0 = nas.latency_coeffs(nas.dgx_spark())
+    assert c0.tolist() == [1 / 1e12, 1 / 2e11, 0.0] and b0 == 0.0
+
+
+def test_estimate_range_non_additive_decodes_indices():
+    space = nas.SearchSpace(3, ["avg_pool_3x3", "skip_connect", "zero"])
+    est = LatencyEstimator(nas.dgx_spark(), features="lut", ops=space.ops, shape=(4, 8, 16))
+    assert not est.additive
+    got = est.estimate_range(space)
+    want = np.array([est.estimate(c) for c in space.enumerate()])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    with pytest.raises(ValueError, match="not additive"):
+        nas.latency_coeffs(nas.dgx_spark(), est)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +41,9 @@ from .ops.enumerate_cells import (
 )
 from .space import OpType, SearchSpace
 
+if TYPE_CHECKING:
+    from .latency import LatencyEstimator
+
 Constraints = Mapping[int, tuple[float | None, float | None]]
 CoeffsLike = Sequence[float] | np.ndarray | Tensor | int
 
@@ -50,15 +54,31 @@ SCAN_CHUNK = 1 << 28
 MAX_SCAN_CELLS = 2**63 - 1
 
 
-def latency_coeffs(hw: HWProfile) -> tuple[np.ndarray, float]:
-    """(coeffs [3], bias) turning (flops, mem_bytes, params) into the seed's latency
-    estimate in seconds: flops / (GFLOP/s * 1e9) + bytes / (GB/s * 1e9)."""
-    return (
-        np.array(
-            [1.0 / (hw.flops_throughput_gflops * 1e9), 1.0 / (hw.mem_bandwidth_gbs * 1e9), 0.0]
-        ),
-        0.0,
-    )
+def latency_coeffs(
+    hw: HWProfile, estimator: LatencyEstimator | None = None
+) -> tuple[np.ndarray, float]:
+    """(coeffs [3], bias) over ``op_feature_table``'s columns (flops, mem_bytes, params)
+    that give an additive latency model's estimate in seconds: by default the seed's
+    uncalibrated model on ``hw``, flops / (GFLOP/s * 1e9) + bytes / (GB/s * 1e9).
+
+    ``estimator``: a calibrated ``LatencyEstimator`` with the additive ``"seed"`` feature
+    set (its coefficients are used; the cost table passed to the kernels must then be
+    the one it was calibrated with). The model itself lives in ``nas.latency`` only.
+    """
+    from .costs import FEATURE_NAMES
+    from .latency import LatencyEstimator
+
+    est = estimator if estimator is not None else LatencyEstimator(hw)
+    if not est.additive:
+        raise ValueError(
+            f"estimator with feature set {est.features!r} is not additive over edges; "
+            "only 'seed' estimators can drive the scoring kernels"
+        )
+    weights, bias = est.coeffs()
+    coeffs = np.zeros(len(FEATURE_NAMES))
+    for col, w in zip(est.columns, weights.tolist(), strict=True):
+        coeffs[FEATURE_NAMES.index(col)] = w
+    return coeffs, bias
 
 
 @dataclass(frozen=True)

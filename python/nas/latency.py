@@ -524,6 +524,25 @@ class LatencyEstimator:
         x = self._model_features(self.cell_features(cells, space, shape))
         return x @ self._weights + self.bias
 
+    def estimate_range(
+        self, space: SearchSpace, start: int = 0, count: int | None = None
+    ) -> np.ndarray:
+        """Predicted latencies [count] float64 of the cells [start, start + count) of
+        ``space`` in index order. An additive (``"seed"``) model runs on the native
+        scoring kernel (``nas.score_cells``, no cell is materialised); the others decode
+        the indices (native ``decode_cells``) and use :meth:`estimate_batch`."""
+        from .enumerate import score_cells
+
+        if self.additive:
+            table = self._op_raw_table(self.op_costs)[[_CANON.index(op) for op in space.ops]]
+            weights, bias = self.coeffs()
+            _, scores = score_cells(space, table, weights, bias=bias, start=start, count=count)
+            return scores.numpy()
+        if count is None:
+            count = space.num_cells() - start
+        indices = torch.arange(start, start + count, dtype=torch.int64)
+        return self.estimate_batch(indices, space)
+
     def estimate(self, cell: Cell, shape: Sequence[int] | None = None) -> float:
         """Predicted latency of one cell, in seconds."""
         x = self._model_features(self.cell_features([cell], shape=shape))[0]
