@@ -11,9 +11,10 @@ import torch
 
 import nas
 from nas import CalibrationPoint, HWProfile, LatencyEstimator, OpType
+from nas._io import file_mode
 from nas.calibrate import measure_cells, repeatability, sample_cells, time_cells
 from nas.cli import main
-from nas.latency import LAYOUTS, OP_OUTPUT_T, accuracy_metrics, file_mode
+from nas.latency import LAYOUTS, OP_OUTPUT_T, accuracy_metrics
 from nas.signal_ops import CellModule, build_op
 
 ALL_CONV3 = nas.make_cell(

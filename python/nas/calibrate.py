@@ -34,7 +34,6 @@ import datetime as _dt
 import math
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._io import atomic_path
 from .costs import HWProfile, h200, hw_profile
 from .latency import (
     FEATURE_SETS,
@@ -50,7 +50,6 @@ from .latency import (
     CalibrationPoint,
     LatencyEstimator,
     accuracy_metrics,
-    file_mode,
     write_json_atomic,
 )
 from .signal_ops import CellModule
@@ -329,18 +328,10 @@ def sample_cells(space: SearchSpace, n: int, seed: int = 0) -> list[Cell]:
 
 
 def _write_csv_atomic(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            w.writerows(rows)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
 
 
 def _plot(path: Path, measured: np.ndarray, preds: dict[str, np.ndarray], title: str) -> None:
@@ -369,16 +360,9 @@ def _plot(path: Path, measured: np.ndarray, preds: dict[str, np.ndarray], title:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import secrets
 import shutil
 import struct
 import tempfile
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Union
 
 import numpy as np
 
+from ._io import atomic_path
 from .space import Cell, DiscretizedArch, Edge, OpType, as_op
 
 if TYPE_CHECKING:
@@ -262,21 +262,6 @@ def _write_with_gguf(
         writer.close()
 
 
-def _create_temp_beside(path: str) -> str:
-    """Create an empty temporary file in ``path``'s folder and return its name. Made with
-    mode 0666 so the umask applies, as for a plain open() (mkstemp would make it 0600)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    prefix = f".{os.path.basename(path)[:100]}."  # stay far below NAME_MAX
-    for _ in range(100):
-        tmp = os.path.join(folder, f"{prefix}{secrets.token_hex(6)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file beside {path!r}")
-
-
 def export_gguf(
     dest: Dest,
     arch: DiscretizedArch,
@@ -330,17 +315,8 @@ def export_gguf(
             os.unlink(tmp)
         return
 
-    path = os.fspath(dest)  # type: ignore[arg-type]
-    tmp = _create_temp_beside(path)
-    try:
+    with atomic_path(os.fspath(dest)) as tmp:  # type: ignore[arg-type]
         _write_with_gguf(tmp, arch, cfg, tensors, schema_version, extra_alphas)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------------------

@@ -56,15 +56,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ._io import atomic_path
 from .costs import HWProfile, OpCost, default_op_costs, op_costs_1d
 from .space import Cell, OpType, SearchSpace, all_ops, as_op
 
@@ -722,28 +721,11 @@ def load_estimator(path: str | os.PathLike[str]) -> LatencyEstimator:
     return LatencyEstimator.load(path)
 
 
-def file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give (0o666 minus the umask): mkstemp's
-    temporary files are 0o600, which the renamed result should not keep."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def write_json_atomic(path: str | os.PathLike[str], doc: Any) -> None:
     """Write ``doc`` as JSON to a temporary file in the same folder, then rename it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
 
 
 def expected_latency(
@@ -790,7 +772,6 @@ __all__ = [
     "LatencyEstimator",
     "accuracy_metrics",
     "expected_latency",
-    "file_mode",
     "load_estimator",
     "r_squared",
     "write_json_atomic",
