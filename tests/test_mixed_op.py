@@ -288,3 +288,13 @@ def test_cpu_baseline_path_matches_reference():
         [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+@requires_native
+def test_double_backward_raises():
+    x = torch.randn(2, 5, 3, requires_grad=True)
+    a = torch.zeros(4, requires_grad=True)
+    y = mixed_op(x, a, SIGNAL, [])
+    (ga,) = torch.autograd.grad(y.square().sum(), a, create_graph=True)
+    with pytest.raises(RuntimeError, match="does not support double backward"):
+        ga.sum().backward()
