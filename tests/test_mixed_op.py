@@ -260,3 +260,41 @@ def test_native_op_rejects_bad_codes():
         torch.ops.nas.mixed_op_backward(torch.randn(2, 5, 4), x, torch.zeros(1), [6], [])
     with pytest.raises(ValueError, match="x must be float32 or float64"):
         mixed_op(x.half(), torch.zeros(1).half(), ["skip_connect"], [])
+
+
+@requires_native
+def test_cpu_baseline_path_matches_reference():
+    # The CPU kernels have AVX2 and baseline (SSE2) entry points chosen at run time;
+    # NAS_CPU_BASELINE=1 forces the baseline one. Check it in a fresh process.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, nas\n"
+        "from tests.test_mixed_op import ALL, SIGNAL, _check, _inputs\n"
+        "for ops in (ALL, SIGNAL, ['max_pool_3x3']):\n"
+        "    for N in (1, 2, 7, 97):\n"
+        "        for dt in (torch.float32, torch.float64):\n"
+        "            x, a, p = _inputs((3, N, 13), ops, dt, seed=N)\n"
+        "            _check(x, a, ops, p)\n"
+        "x = torch.randint(0, 3, (4, 9, 6)).double()\n"
+        "_check(x, torch.zeros(1, dtype=torch.float64), ['max_pool_3x3'], [])\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, NAS_CPU_BASELINE="1")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+@requires_native
+def test_double_backward_raises():
+    x = torch.randn(2, 5, 3, requires_grad=True)
+    a = torch.zeros(4, requires_grad=True)
+    y = mixed_op(x, a, SIGNAL, [])
+    (ga,) = torch.autograd.grad(y.square().sum(), a, create_graph=True)
+    with pytest.raises(RuntimeError, match="does not support double backward"):
+        ga.sum().backward()

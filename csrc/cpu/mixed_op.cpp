@@ -16,12 +16,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <tuple>
 #include <type_traits>
 #include <vector>
 
 #include "mixed_op_args.h"
+
+// Force inlining into the per-ISA entry points below, so each is compiled for its ISA.
+#define NAS_INLINE inline __attribute__((always_inline))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define NAS_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define NAS_TARGET_AVX2
+#endif
 
 namespace nas {
 namespace {
@@ -63,7 +72,8 @@ Strided<T> strided(const at::Tensor& t) {
 // dst[c * R + r] = src[r * C + c] (+= when ADD): src [R, C] -> dst [C, R], in 16 x 16
 // tiles so both sides stay in L1.
 template <typename T, bool ADD>
-void transpose_tile(const T* __restrict__ src, int64_t R, int64_t C, T* __restrict__ dst) {
+NAS_INLINE void transpose_tile(const T* __restrict__ src, int64_t R, int64_t C,
+                               T* __restrict__ dst) {
   constexpr int64_t kTile = 16;
   for (int64_t r0 = 0; r0 < R; r0 += kTile) {
     const int64_t r1 = std::min(R, r0 + kTile);
@@ -86,7 +96,7 @@ void transpose_tile(const T* __restrict__ src, int64_t R, int64_t C, T* __restri
 // window wins (max_pool1d's rule), and NaN propagates. Spelled with || and
 // __builtin_isnan: GCC 12 if-converts (vectorises) this form, not `| (v != v)`.
 template <typename T>
-inline bool beats(T v, T best) {
+NAS_INLINE bool beats(T v, T best) {
   return (v > best) || __builtin_isnan(v);
 }
 
@@ -98,10 +108,10 @@ struct RowCoef {
 
 // y[n] = inline ops of rows (n-1, n, n+1); L / R: the row has a left / right neighbour.
 template <typename T, bool L, bool R, bool AVG, bool MAX, bool SKIP>
-inline void forward_row(const T* __restrict__ xl, const T* __restrict__ xc,
-                        const T* __restrict__ xr,  // [D] rows of x
-                        T* __restrict__ y,         // [D]
-                        int64_t D, RowCoef<T> c) {
+NAS_INLINE void forward_row(const T* __restrict__ xl, const T* __restrict__ xc,
+                            const T* __restrict__ xr,  // [D] rows of x
+                            T* __restrict__ y,         // [D]
+                            int64_t D, RowCoef<T> c) {
   for (int64_t d = 0; d < D; ++d) {
     const T v = xc[d];
     T acc = 0;
@@ -131,21 +141,15 @@ inline void forward_row(const T* __restrict__ xl, const T* __restrict__ xc,
 // GCC/Clang vector extensions (32 bytes; split into two SSE registers on a baseline
 // x86-64 build). GCC 12 does not if-convert the max routing below in a plain loop,
 // so the backward's row loop is written once over V = T (the tail) or V = Vec<T>.
-template <typename T>
-struct VecOf;
-template <>
-struct VecOf<float> {
-  typedef float type __attribute__((vector_size(16)));
+template <typename T, int VB>
+struct VecOf {
+  typedef T type __attribute__((vector_size(VB)));
 };
-template <>
-struct VecOf<double> {
-  typedef double type __attribute__((vector_size(16)));
-};
-template <typename T>
-using Vec = typename VecOf<T>::type;
+template <typename T, int VB>
+using Vec = typename VecOf<T, VB>::type;
 
 template <typename V, typename T>
-inline V load(const T* p) {
+NAS_INLINE V load(const T* p) {
   if constexpr (std::is_same_v<V, T>) {
     return *p;
   } else {
@@ -156,7 +160,7 @@ inline V load(const T* p) {
 }
 
 template <typename V, typename T>
-inline void store(T* p, V v) {
+NAS_INLINE void store(T* p, V v) {
   if constexpr (std::is_same_v<V, T>) {
     *p = v;
   } else {
@@ -168,11 +172,11 @@ inline void store(T* p, V v) {
 // (+=), n (+= after row n-1 wrote it, else =) and n+1 (=, its first write), and
 // accumulates s_k = <g, op_k(x)> per lane.
 template <typename T, typename V, bool L, bool R, bool AVG, bool MAX, bool SKIP>
-inline void backward_elem(const T* __restrict__ xl, const T* __restrict__ xc,
-                          const T* __restrict__ xr, const T* __restrict__ g, T* __restrict__ dxl,
-                          T* __restrict__ dxc, T* __restrict__ dxr, T* __restrict__ s_avg,
-                          T* __restrict__ s_max, T* __restrict__ s_skip, int64_t d,
-                          const RowCoef<T>& c) {
+NAS_INLINE void backward_elem(const T* __restrict__ xl, const T* __restrict__ xc,
+                              const T* __restrict__ xr, const T* __restrict__ g,
+                              T* __restrict__ dxl, T* __restrict__ dxc, T* __restrict__ dxr,
+                              T* __restrict__ s_avg, T* __restrict__ s_max, T* __restrict__ s_skip,
+                              int64_t d, const RowCoef<T>& c) {
   const V gv = load<V>(g + d);
   const V v = load<V>(xc + d);
   const V zero{};
@@ -229,19 +233,31 @@ inline void backward_elem(const T* __restrict__ xl, const T* __restrict__ xc,
   if constexpr (R) store(dxr + d, right);
 }
 
-template <typename T, bool L, bool R, bool AVG, bool MAX, bool SKIP>
-inline void backward_row(const T* xl, const T* xc, const T* xr, const T* g,  // [D] rows
-                         T* dxl, T* dxc, T* dxr,                             // [D] rows
-                         T* s_avg, T* s_max, T* s_skip,  // [D] lane accumulators
-                         int64_t D, const RowCoef<T>& c) {
-  constexpr int64_t W = sizeof(Vec<T>) / sizeof(T);
+template <typename T, int VB, bool L, bool R, bool AVG, bool MAX, bool SKIP>
+NAS_INLINE void backward_row(const T* xl, const T* xc, const T* xr, const T* g,  // [D] rows
+                             T* dxl, T* dxc, T* dxr,                             // [D] rows
+                             T* s_avg, T* s_max, T* s_skip,  // [D] lane accumulators
+                             int64_t D, const RowCoef<T>& c) {
+  constexpr int64_t W = VB / sizeof(T);
   int64_t d = 0;
   for (; d + W <= D; d += W)
-    backward_elem<T, Vec<T>, L, R, AVG, MAX, SKIP>(xl, xc, xr, g, dxl, dxc, dxr, s_avg, s_max,
-                                                   s_skip, d, c);
+    backward_elem<T, Vec<T, VB>, L, R, AVG, MAX, SKIP>(xl, xc, xr, g, dxl, dxc, dxr, s_avg, s_max,
+                                                       s_skip, d, c);
   for (; d < D; ++d)
     backward_elem<T, T, L, R, AVG, MAX, SKIP>(xl, xc, xr, g, dxl, dxc, dxr, s_avg, s_max, s_skip, d,
                                               c);
+}
+
+// AVX2 + FMA entry points when the CPU has them (the build targets baseline x86-64).
+// NAS_CPU_BASELINE=1 forces the baseline path (tests run both).
+inline bool use_avx2() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                         std::getenv("NAS_CPU_BASELINE") == nullptr;
+  return ok;
+#else
+  return false;
+#endif
 }
 
 template <typename T>
@@ -254,10 +270,73 @@ struct Ctx {
 };
 
 template <typename T>
-RowCoef<T> coef(const Ctx<T>& c, int64_t n) {
+NAS_INLINE RowCoef<T> coef(const Ctx<T>& c, int64_t n) {
   const int cnt = 1 + (n > 0) + (n + 1 < c.N);
   const T inv = T(1) / static_cast<T>(cnt);
   return {c.w_avg * inv, c.w_max, c.w_skip, inv};
+}
+
+// Batch rows [b0, b1): the body of forward_impl's parallel_for, compiled once per ISA.
+template <typename T, int VB, bool AVG, bool MAX, bool SKIP>
+NAS_INLINE void forward_batches(const Ctx<T>& c, T* y, bool any_dn, int64_t b0, int64_t b1) {
+  const int64_t N = c.N, D = c.D;
+  std::vector<T> mix_dn(any_dn ? N * D : 0);  // [D, N]: sum of w_p P_p over dn params
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* xb = c.x + b * N * D;
+    T* yb = y + b * N * D;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xc = xb + n * D;
+      const RowCoef<T> k = coef(c, n);
+      if (N == 1) {
+        forward_row<T, false, false, AVG, MAX, SKIP>(xc, xc, xc, yb, D, k);
+      } else if (n == 0) {
+        forward_row<T, false, true, AVG, MAX, SKIP>(xc, xc, xc + D, yb, D, k);
+      } else if (n + 1 == N) {
+        forward_row<T, true, false, AVG, MAX, SKIP>(xc - D, xc, xc, yb + n * D, D, k);
+      } else {
+        forward_row<T, true, true, AVG, MAX, SKIP>(xc - D, xc, xc + D, yb + n * D, D, k);
+      }
+      T* __restrict__ yr = yb + n * D;
+      for (size_t p = 0; p < c.params.size(); ++p) {
+        if (c.params[p].dn) continue;
+        const T* __restrict__ pr = c.params[p].row(b, n);
+        const T wp = c.w_params[p];
+        const int64_t sd = c.params[p].sd;
+        if (sd == 1) {
+          for (int64_t d = 0; d < D; ++d) yr[d] += wp * pr[d];
+        } else {
+          for (int64_t d = 0; d < D; ++d) yr[d] += wp * pr[d * sd];
+        }
+      }
+    }
+    if (any_dn) {
+      T* __restrict__ m = mix_dn.data();
+      bool first = true;
+      for (size_t p = 0; p < c.params.size(); ++p) {
+        if (!c.params[p].dn) continue;
+        const T* __restrict__ ps = c.params[p].slab(b);  // [D, N]
+        const T wp = c.w_params[p];
+        if (first) {
+          for (int64_t i = 0; i < N * D; ++i) m[i] = wp * ps[i];
+        } else {
+          for (int64_t i = 0; i < N * D; ++i) m[i] += wp * ps[i];
+        }
+        first = false;
+      }
+      transpose_tile<T, true>(m, D, N, yb);
+    }
+  }
+}
+
+template <typename T, bool AVG, bool MAX, bool SKIP>
+NAS_TARGET_AVX2 void forward_batches_avx2(const Ctx<T>& c, T* y, bool any_dn, int64_t b0,
+                                          int64_t b1) {
+  forward_batches<T, 32, AVG, MAX, SKIP>(c, y, any_dn, b0, b1);
+}
+
+template <typename T, bool AVG, bool MAX, bool SKIP>
+void forward_batches_base(const Ctx<T>& c, T* y, bool any_dn, int64_t b0, int64_t b1) {
+  forward_batches<T, 16, AVG, MAX, SKIP>(c, y, any_dn, b0, b1);
 }
 
 template <typename T, bool AVG, bool MAX, bool SKIP>
@@ -267,53 +346,127 @@ void forward_impl(const Ctx<T>& c, T* y) {
   bool any_dn = false;
   for (const auto& p : c.params) any_dn |= p.dn;
   at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
-    std::vector<T> mix_dn(any_dn ? N * D : 0);  // [D, N]: sum of w_p P_p over dn params
-    for (int64_t b = b0; b < b1; ++b) {
-      const T* xb = c.x + b * N * D;
-      T* yb = y + b * N * D;
-      for (int64_t n = 0; n < N; ++n) {
-        const T* xc = xb + n * D;
-        const RowCoef<T> k = coef(c, n);
-        if (N == 1) {
-          forward_row<T, false, false, AVG, MAX, SKIP>(xc, xc, xc, yb, D, k);
-        } else if (n == 0) {
-          forward_row<T, false, true, AVG, MAX, SKIP>(xc, xc, xc + D, yb, D, k);
-        } else if (n + 1 == N) {
-          forward_row<T, true, false, AVG, MAX, SKIP>(xc - D, xc, xc, yb + n * D, D, k);
-        } else {
-          forward_row<T, true, true, AVG, MAX, SKIP>(xc - D, xc, xc + D, yb + n * D, D, k);
-        }
-        T* __restrict__ yr = yb + n * D;
-        for (size_t p = 0; p < c.params.size(); ++p) {
-          if (c.params[p].dn) continue;
-          const T* __restrict__ pr = c.params[p].row(b, n);
-          const T wp = c.w_params[p];
-          const int64_t sd = c.params[p].sd;
-          if (sd == 1) {
-            for (int64_t d = 0; d < D; ++d) yr[d] += wp * pr[d];
-          } else {
-            for (int64_t d = 0; d < D; ++d) yr[d] += wp * pr[d * sd];
-          }
-        }
-      }
-      if (any_dn) {
-        T* __restrict__ m = mix_dn.data();
-        bool first = true;
-        for (size_t p = 0; p < c.params.size(); ++p) {
-          if (!c.params[p].dn) continue;
-          const T* __restrict__ ps = c.params[p].slab(b);  // [D, N]
-          const T wp = c.w_params[p];
-          if (first) {
-            for (int64_t i = 0; i < N * D; ++i) m[i] = wp * ps[i];
-          } else {
-            for (int64_t i = 0; i < N * D; ++i) m[i] += wp * ps[i];
-          }
-          first = false;
-        }
-        transpose_tile<T, true>(m, D, N, yb);
-      }
+    if (use_avx2()) {
+      forward_batches_avx2<T, AVG, MAX, SKIP>(c, y, any_dn, b0, b1);
+    } else {
+      forward_batches_base<T, AVG, MAX, SKIP>(c, y, any_dn, b0, b1);
     }
   });
+}
+
+// Batch rows [b0, b1): the body of backward_impl's parallel_for, compiled once per ISA.
+template <typename T, int VB, bool AVG, bool MAX, bool SKIP>
+NAS_INLINE void backward_batches(const Ctx<T>& c, const MixedOpPlan& plan, const T* g, T* dx,
+                                 const std::vector<T*>& dparams, double* s, bool any_dn, int64_t b0,
+                                 int64_t b1) {
+  const int64_t N = c.N, D = c.D;
+  const int K = plan.K;
+  const size_t P = c.params.size();
+  // Lanes: avg, max, skip, then one per parametric output; float32 for float32.
+  std::vector<T> lanes((3 + P) * D);
+  std::vector<T> g_dn(any_dn ? N * D : 0);  // [D, N]: g of this batch row, transposed
+  std::vector<T> lane_dn(any_dn ? N : 0);
+  T* s_avg = lanes.data();
+  T* s_max = s_avg + D;
+  T* s_skip = s_max + D;
+  for (int64_t b = b0; b < b1; ++b) {
+    std::fill(lanes.begin(), lanes.end(), T(0));
+    const T* xb = c.x + b * N * D;
+    const T* gb = g + b * N * D;
+    T* dxb = dx + b * N * D;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xc = xb + n * D;
+      const T* gc = gb + n * D;
+      T* dxc = dxb + n * D;
+      const RowCoef<T> k = coef(c, n);
+      if (N == 1) {
+        backward_row<T, VB, false, false, AVG, MAX, SKIP>(xc, xc, xc, gc, nullptr, dxc, nullptr,
+                                                          s_avg, s_max, s_skip, D, k);
+      } else if (n == 0) {
+        backward_row<T, VB, false, true, AVG, MAX, SKIP>(xc, xc, xc + D, gc, nullptr, dxc, dxc + D,
+                                                         s_avg, s_max, s_skip, D, k);
+      } else if (n + 1 == N) {
+        backward_row<T, VB, true, false, AVG, MAX, SKIP>(xc - D, xc, xc, gc, dxc - D, dxc, nullptr,
+                                                         s_avg, s_max, s_skip, D, k);
+      } else {
+        backward_row<T, VB, true, true, AVG, MAX, SKIP>(xc - D, xc, xc + D, gc, dxc - D, dxc,
+                                                        dxc + D, s_avg, s_max, s_skip, D, k);
+      }
+      for (size_t p = 0; p < P; ++p) {
+        if (c.params[p].dn) continue;
+        const T* __restrict__ pr = c.params[p].row(b, n);
+        T* __restrict__ sp = s_skip + (1 + p) * D;
+        T* __restrict__ dp = dparams[p] + b * N * D + n * D;
+        const T wp = c.w_params[p];
+        const int64_t sd = c.params[p].sd;
+        if (sd == 1) {
+          for (int64_t d = 0; d < D; ++d) {
+            sp[d] += gc[d] * pr[d];
+            dp[d] = wp * gc[d];
+          }
+        } else {
+          for (int64_t d = 0; d < D; ++d) {
+            sp[d] += gc[d] * pr[d * sd];
+            dp[d] = wp * gc[d];
+          }
+        }
+      }
+    }
+    // Per-row reduction of the lanes in double: the result does not depend on how
+    // at::parallel_for chunks B.
+    double* sb = s + b * K;
+    for (int k = 0; k < K; ++k) sb[k] = 0;
+    auto reduce = [&](const T* lane) {
+      double t = 0;
+      for (int64_t d = 0; d < D; ++d) t += static_cast<double>(lane[d]);
+      return t;
+    };
+    if (AVG) sb[plan.k_avg] = reduce(s_avg);
+    if (MAX) sb[plan.k_max] = reduce(s_max);
+    if (SKIP) sb[plan.k_skip] = reduce(s_skip);
+    for (size_t p = 0; p < P; ++p) {
+      if (!c.params[p].dn) sb[plan.k_param[p]] = reduce(s_skip + (1 + p) * D);
+    }
+    if (any_dn) {
+      // dn params and their gradients are [D, N] slabs: work in that layout.
+      T* __restrict__ gt = g_dn.data();
+      transpose_tile<T, false>(gb, N, D, gt);
+      for (size_t p = 0; p < P; ++p) {
+        if (!c.params[p].dn) continue;
+        const T* __restrict__ ps = c.params[p].slab(b);
+        T* __restrict__ dp = dparams[p] + b * N * D;  // [D, N], P's layout
+        T* __restrict__ lane = lane_dn.data();
+        const T wp = c.w_params[p];
+        std::fill(lane_dn.begin(), lane_dn.end(), T(0));
+        for (int64_t d = 0; d < D; ++d) {
+          const T* __restrict__ pr = ps + d * N;
+          const T* __restrict__ gr = gt + d * N;
+          T* __restrict__ dr = dp + d * N;
+          for (int64_t n = 0; n < N; ++n) {
+            lane[n] += gr[n] * pr[n];
+            dr[n] = wp * gr[n];
+          }
+        }
+        double t = 0;
+        for (int64_t n = 0; n < N; ++n) t += static_cast<double>(lane[n]);
+        sb[plan.k_param[p]] = t;
+      }
+    }
+  }
+}
+
+template <typename T, bool AVG, bool MAX, bool SKIP>
+NAS_TARGET_AVX2 void backward_batches_avx2(const Ctx<T>& c, const MixedOpPlan& plan, const T* g,
+                                           T* dx, const std::vector<T*>& dparams, double* s,
+                                           bool any_dn, int64_t b0, int64_t b1) {
+  backward_batches<T, 32, AVG, MAX, SKIP>(c, plan, g, dx, dparams, s, any_dn, b0, b1);
+}
+
+template <typename T, bool AVG, bool MAX, bool SKIP>
+void backward_batches_base(const Ctx<T>& c, const MixedOpPlan& plan, const T* g, T* dx,
+                           const std::vector<T*>& dparams, double* s, bool any_dn, int64_t b0,
+                           int64_t b1) {
+  backward_batches<T, 16, AVG, MAX, SKIP>(c, plan, g, dx, dparams, s, any_dn, b0, b1);
 }
 
 // s: [B, K] per-batch-row sums s_k = <g[b], op_k(x[b])> (double), slots by alpha position.
@@ -327,96 +480,10 @@ void backward_impl(const Ctx<T>& c, const MixedOpPlan& plan, const T* g, T* dx,
   bool any_dn = false;
   for (const auto& p : c.params) any_dn |= p.dn;
   at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
-    // Lanes: avg, max, skip, then one per parametric output; float32 for float32.
-    std::vector<T> lanes((3 + P) * D);
-    std::vector<T> g_dn(any_dn ? N * D : 0);  // [D, N]: g of this batch row, transposed
-    std::vector<T> lane_dn(any_dn ? N : 0);
-    T* s_avg = lanes.data();
-    T* s_max = s_avg + D;
-    T* s_skip = s_max + D;
-    for (int64_t b = b0; b < b1; ++b) {
-      std::fill(lanes.begin(), lanes.end(), T(0));
-      const T* xb = c.x + b * N * D;
-      const T* gb = g + b * N * D;
-      T* dxb = dx + b * N * D;
-      for (int64_t n = 0; n < N; ++n) {
-        const T* xc = xb + n * D;
-        const T* gc = gb + n * D;
-        T* dxc = dxb + n * D;
-        const RowCoef<T> k = coef(c, n);
-        if (N == 1) {
-          backward_row<T, false, false, AVG, MAX, SKIP>(xc, xc, xc, gc, nullptr, dxc, nullptr,
-                                                        s_avg, s_max, s_skip, D, k);
-        } else if (n == 0) {
-          backward_row<T, false, true, AVG, MAX, SKIP>(xc, xc, xc + D, gc, nullptr, dxc, dxc + D,
-                                                       s_avg, s_max, s_skip, D, k);
-        } else if (n + 1 == N) {
-          backward_row<T, true, false, AVG, MAX, SKIP>(xc - D, xc, xc, gc, dxc - D, dxc, nullptr,
-                                                       s_avg, s_max, s_skip, D, k);
-        } else {
-          backward_row<T, true, true, AVG, MAX, SKIP>(xc - D, xc, xc + D, gc, dxc - D, dxc, dxc + D,
-                                                      s_avg, s_max, s_skip, D, k);
-        }
-        for (size_t p = 0; p < P; ++p) {
-          if (c.params[p].dn) continue;
-          const T* __restrict__ pr = c.params[p].row(b, n);
-          T* __restrict__ sp = s_skip + (1 + p) * D;
-          T* __restrict__ dp = dparams[p] + b * N * D + n * D;
-          const T wp = c.w_params[p];
-          const int64_t sd = c.params[p].sd;
-          if (sd == 1) {
-            for (int64_t d = 0; d < D; ++d) {
-              sp[d] += gc[d] * pr[d];
-              dp[d] = wp * gc[d];
-            }
-          } else {
-            for (int64_t d = 0; d < D; ++d) {
-              sp[d] += gc[d] * pr[d * sd];
-              dp[d] = wp * gc[d];
-            }
-          }
-        }
-      }
-      // Per-row reduction of the lanes in double: the result does not depend on how
-      // at::parallel_for chunks B.
-      double* sb = s + b * K;
-      for (int k = 0; k < K; ++k) sb[k] = 0;
-      auto reduce = [&](const T* lane) {
-        double t = 0;
-        for (int64_t d = 0; d < D; ++d) t += static_cast<double>(lane[d]);
-        return t;
-      };
-      if (AVG) sb[plan.k_avg] = reduce(s_avg);
-      if (MAX) sb[plan.k_max] = reduce(s_max);
-      if (SKIP) sb[plan.k_skip] = reduce(s_skip);
-      for (size_t p = 0; p < P; ++p) {
-        if (!c.params[p].dn) sb[plan.k_param[p]] = reduce(s_skip + (1 + p) * D);
-      }
-      if (any_dn) {
-        // dn params and their gradients are [D, N] slabs: work in that layout.
-        T* __restrict__ gt = g_dn.data();
-        transpose_tile<T, false>(gb, N, D, gt);
-        for (size_t p = 0; p < P; ++p) {
-          if (!c.params[p].dn) continue;
-          const T* __restrict__ ps = c.params[p].slab(b);
-          T* __restrict__ dp = dparams[p] + b * N * D;  // [D, N], P's layout
-          T* __restrict__ lane = lane_dn.data();
-          const T wp = c.w_params[p];
-          std::fill(lane_dn.begin(), lane_dn.end(), T(0));
-          for (int64_t d = 0; d < D; ++d) {
-            const T* __restrict__ pr = ps + d * N;
-            const T* __restrict__ gr = gt + d * N;
-            T* __restrict__ dr = dp + d * N;
-            for (int64_t n = 0; n < N; ++n) {
-              lane[n] += gr[n] * pr[n];
-              dr[n] = wp * gr[n];
-            }
-          }
-          double t = 0;
-          for (int64_t n = 0; n < N; ++n) t += static_cast<double>(lane[n]);
-          sb[plan.k_param[p]] = t;
-        }
-      }
+    if (use_avx2()) {
+      backward_batches_avx2<T, AVG, MAX, SKIP>(c, plan, g, dx, dparams, s, any_dn, b0, b1);
+    } else {
+      backward_batches_base<T, AVG, MAX, SKIP>(c, plan, g, dx, dparams, s, any_dn, b0, b1);
     }
   });
 }

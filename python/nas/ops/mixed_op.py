@@ -119,3 +119,18 @@ if _native_available():
         return dx, dalpha, None, list(dparams)
 
     torch.library.register_autograd("nas::mixed_op", _backward, setup_context=_setup_context)
+
+    def _no_double_backward(ctx, *grads):  # noqa: ANN001, ANN002, ANN202
+        raise RuntimeError(
+            "nas.ops.mixed_op does not support double backward (create_graph=True "
+            "followed by a second backward through its gradient)"
+        )
+
+    # Without this, a second backward would warn and silently treat the backward as
+    # constant; DARTS' second-order step uses finite differences and never needs it.
+    def _no_context(ctx, inputs, output) -> None:  # noqa: ANN001
+        pass
+
+    torch.library.register_autograd(
+        "nas::mixed_op_backward", _no_double_backward, setup_context=_no_context
+    )
