@@ -71,7 +71,14 @@ def mixed_op(
     if _native_available():
         if x.dtype not in _NATIVE_DTYPES:
             raise ValueError(f"x must be float32 or float64 for nas.ops.mixed_op, got {x.dtype}")
-        return torch.ops.nas.mixed_op(x, alpha, codes, list(param_outputs))
+        params = list(param_outputs)
+        if torch.compiler.is_compiling():
+            # The gradient of a [B, D, N]-stored param output keeps that layout. Inductor
+            # may hand the saved outputs to the compiled backward in another layout than
+            # it traced, so under compile pin them to contiguous [B, N, D] (one copy);
+            # eager keeps the copy-free path.
+            params = [p.contiguous() for p in params]
+        return torch.ops.nas.mixed_op(x, alpha, codes, params)
     warn_fallback("mixed_op")
     return _reference.mixed_op(x, alpha, ops, param_outputs)
 
