@@ -61,3 +61,14 @@ def warn_fallback(op: str) -> None:
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def call_native(name: str, *args: Any) -> Any:
+    """``torch.ops.nas.<name>(*args)``, or, without ``_C``, the pure-PyTorch reference
+    ``nas.ops._reference.<name>(*args)`` (warning once)."""
+    if _C is not None:
+        return getattr(torch.ops.nas, name)(*args)
+    warn_fallback(name)
+    from .ops import _reference
+
+    return getattr(_reference, name)(*args)

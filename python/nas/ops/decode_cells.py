@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._native import has_native, warn_fallback
-from . import _reference
+from .._native import call_native, has_native
 
 
 def decode_cells(indices: torch.Tensor, num_ops: int, num_edges: int) -> torch.Tensor:
@@ -15,10 +14,7 @@ def decode_cells(indices: torch.Tensor, num_ops: int, num_edges: int) -> torch.T
     Returns Tensor[n, num_edges] int64: the mixed-radix digits of each index in base
     num_ops, last edge fastest (code k means the space's k-th op).
     """
-    if has_native():
-        return torch.ops.nas.decode_cells(indices, int(num_ops), int(num_edges))
-    warn_fallback("decode_cells")
-    return _reference.decode_cells(indices, int(num_ops), int(num_edges))
+    return call_native("decode_cells", indices, int(num_ops), int(num_edges))
 
 
 if has_native():

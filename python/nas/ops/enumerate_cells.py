@@ -15,8 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._native import has_native, warn_fallback
-from . import _reference
+from .._native import call_native, has_native
 
 
 def enumerate_score_cells(
@@ -31,10 +30,7 @@ def enumerate_score_cells(
 ) -> tuple[Tensor, Tensor]:
     """Returns (features Tensor[count, F] float64, scores Tensor[count] float64)."""
     args = (op_features, coeffs, float(bias), int(num_nodes), int(zero_op), bool(prune_dead))
-    if has_native():
-        return torch.ops.nas.enumerate_score_cells(*args, int(start), int(count))
-    warn_fallback("enumerate_score_cells")
-    return _reference.enumerate_score_cells(*args, int(start), int(count))
+    return call_native("enumerate_score_cells", *args, int(start), int(count))
 
 
 def enumerate_top_k(
@@ -58,10 +54,7 @@ def enumerate_top_k(
     """
     args = (op_features, coeffs, float(bias), low, high, int(num_nodes), int(zero_op))
     rest = (bool(prune_dead), int(start), int(count), int(k), bool(largest))
-    if has_native():
-        return torch.ops.nas.enumerate_top_k(*args, *rest)
-    warn_fallback("enumerate_top_k")
-    return _reference.enumerate_top_k(*args, *rest)
+    return call_native("enumerate_top_k", *args, *rest)
 
 
 def enumerate_count(
@@ -88,10 +81,7 @@ def enumerate_count(
     """
     args = (op_features, coeffs, float(bias), low, high, int(num_nodes), int(zero_op))
     rest = (bool(prune_dead), int(start), int(count), int(bins), float(hist_min), float(hist_max))
-    if has_native():
-        return torch.ops.nas.enumerate_count(*args, *rest)
-    warn_fallback("enumerate_count")
-    return _reference.enumerate_count(*args, *rest)
+    return call_native("enumerate_count", *args, *rest)
 
 
 def enumerate_pareto(
@@ -115,10 +105,7 @@ def enumerate_pareto(
     """
     args = (op_features, objectives, low, high, int(num_nodes), int(zero_op))
     rest = (bool(prune_dead), int(start), int(count))
-    if has_native():
-        return torch.ops.nas.enumerate_pareto(*args, *rest)
-    warn_fallback("enumerate_pareto")
-    return _reference.enumerate_pareto(*args, *rest)
+    return call_native("enumerate_pareto", *args, *rest)
 
 
 def enumerate_search_top_k(
@@ -139,10 +126,7 @@ def enumerate_search_top_k(
     Returns (codes Tensor[n, num_edges] int64, scores Tensor[n], features Tensor[n, F]).
     """
     args = (op_features, coeffs, float(bias), low, high, int(num_nodes), int(k), bool(largest))
-    if has_native():
-        return torch.ops.nas.enumerate_search_top_k(*args, int(max_nodes))
-    warn_fallback("enumerate_search_top_k")
-    return _reference.enumerate_search_top_k(*args, int(max_nodes))
+    return call_native("enumerate_search_top_k", *args, int(max_nodes))
 
 
 if has_native():
