@@ -200,3 +200,27 @@ def test_parse_ops():
     assert nas.parse_ops("conv_3x3, zero") == [OpType.CONV_3X3, OpType.ZERO]
     with pytest.raises(ValueError, match="unknown op"):
         nas.parse_ops("conv_3x3,nope")
+
+
+def test_pruned_matches_the_prune_dead_spec():
+    # Cell.pruned() zeroes exactly the edges the enumerate kernels treat as dead.
+    from nas.ops._reference import enumerate_brute_force
+
+    space = SearchSpace(4, ["conv_3x3", "skip_connect", "zero"])
+    table = np.eye(3)  # feature f counts the edges carrying op f
+    rows = enumerate_brute_force(space, table, np.zeros(3), 0.0, prune_dead=True)
+    for cell, (feats, _, canonical) in zip(space.enumerate(), rows, strict=True):
+        p = cell.pruned()
+        assert [sum(e.op == op for e in p.edges) for op in space.ops[:2]] == feats[:2]
+        assert (p == cell) == canonical
+        assert p.pruned() == p
+
+
+def test_live_nodes():
+    c = nas.make_cell(4, [(0, 1, "conv_3x3"), (1, 3, "skip_connect"), (0, 2, "conv_3x3"),
+                          (2, 3, "zero"), (0, 3, "zero"), (1, 2, "zero")])  # fmt: skip
+    assert c.live_nodes() == {0, 1, 3}
+    assert Edge(0, 2, "zero") in c.pruned().edges and Edge(1, 3, "skip_connect") in c.pruned().edges
+    dead = nas.make_cell(3, [(0, 1, "conv_3x3"), (1, 2, "zero"), (0, 2, "zero")])
+    assert dead.live_nodes() == frozenset()
+    assert all(e.op == OpType.ZERO for e in dead.pruned().edges)

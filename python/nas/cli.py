@@ -133,7 +133,9 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
     ):
         row = {"rank": rank + 1, "index": i, "latency_s": sc}
         row.update({name: v for name, v in zip(FEATURE_NAMES, ft, strict=True)})
-        row["cell"] = str(space.cell(i))
+        cell = space.cell(i)
+        # Under --prune-dead the score counts only live edges: show what runs.
+        row["cell"] = str(cell.pruned() if args.prune_dead else cell)
         rows.append(row)
     doc = {
         "num_nodes": space.num_nodes,
@@ -170,6 +172,9 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
               f"{r['cell']}")  # fmt: skip
     if not rows:
         print("(no cell satisfies the constraints)")
+    elif args.prune_dead:
+        print("(cells shown pruned; different indices can prune to the same cell: "
+              "--count reports how many distinct pruned cells qualify)")  # fmt: skip
     return 0
 
 

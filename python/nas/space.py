@@ -131,6 +131,34 @@ class Cell:
                     f"invalid cell: edge {i} ({e.src}->{e.dst}) has unknown op {e.op!r}"
                 )
 
+    def live_nodes(self) -> frozenset[int]:
+        """The nodes on some path of non-zero edges from node 0 (the input) to the last
+        node (the output); empty when no such path exists (the cell outputs zeros)."""
+        nonzero = [(e.src, e.dst) for e in self.edges if e.op != OpType.ZERO]
+        last = self.num_nodes - 1
+        fwd = {0}
+        for j in range(1, self.num_nodes):
+            if any(a in fwd and b == j for a, b in nonzero):
+                fwd.add(j)
+        bwd = {last}
+        for i in range(last - 1, -1, -1):
+            if any(a == i and b in bwd for a, b in nonzero):
+                bwd.add(i)
+        return frozenset(fwd & bwd)
+
+    def pruned(self) -> Cell:
+        """This cell with every edge into or out of a dead node (see :meth:`live_nodes`)
+        set to ``zero``: what a runtime actually computes, and what ``prune_dead``
+        scores (``nas.enumerate``)."""
+        live = self.live_nodes()
+        return Cell(
+            self.num_nodes,
+            tuple(
+                e if e.src in live and e.dst in live else Edge(e.src, e.dst, OpType.ZERO)
+                for e in self.edges
+            ),
+        )
+
     @property
     def ops(self) -> tuple[OpType | str, ...]:
         """The op of each edge, in edge order."""
