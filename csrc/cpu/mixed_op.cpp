@@ -69,6 +69,21 @@ Strided<T> strided(const at::Tensor& t) {
   return {t.const_data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2), mixed_op_dn_layout(t)};
 }
 
+// Prefetch hints, one per 64-byte line, for elements [0, count) of p. The dn phase
+// reads whole [D, N] slabs after the row loop, one stream per param; hinting them
+// during the row loop overlaps their DRAM latency with the inline ops' arithmetic.
+template <typename T>
+NAS_INLINE void prefetch_lines(const T* p, int64_t count, bool write) {
+  constexpr int64_t kLine = 64 / sizeof(T);
+  for (int64_t i = 0; i < count; i += kLine) {
+    if (write) {
+      __builtin_prefetch(p + i, 1, 3);
+    } else {
+      __builtin_prefetch(p + i, 0, 3);
+    }
+  }
+}
+
 // A later element wins only if strictly greater or NaN: the first maximum of the
 // window wins (max_pool1d's rule), and NaN propagates. Spelled with || and
 // __builtin_isnan: GCC 12 if-converts (vectorises) this form, not `| (v != v)`.
@@ -352,6 +367,13 @@ NAS_INLINE void forward_batches(const Ctx<T>& c, T* y, bool any_dn, int64_t b0, 
     for (int64_t n = 0; n < N; ++n) {
       const T* xc = xb + n * D;
       const RowCoef<T> k = coef(c, n);
+      if (any_dn) {
+        // Pull this batch row's dn slabs into cache while the inline ops run: the dn
+        // phase below then finds them there instead of waiting on DRAM.
+        for (const auto& pp : c.params) {
+          if (pp.dn) prefetch_lines(pp.slab(b) + n * D, D, false);
+        }
+      }
       if (N == 1) {
         forward_row<T, false, false, AVG, MAX, SKIP>(xc, xc, xc, yb, D, k);
       } else if (n == 0) {
@@ -450,6 +472,15 @@ NAS_INLINE void backward_batches(const Ctx<T>& c, const MixedOpPlan& plan, const
       const T* gc = gb + n * D;
       T* dxc = dxb + n * D;
       const RowCoef<T> k = coef(c, n);
+      if (any_dn) {
+        // Same for the backward's dn phase: the slabs, and their gradients' lines for
+        // writing.
+        for (size_t p = 0; p < P; ++p) {
+          if (!c.params[p].dn) continue;
+          prefetch_lines(c.params[p].slab(b) + n * D, D, false);
+          prefetch_lines(dparams[p] + b * N * D + n * D, D, true);
+        }
+      }
       if (N == 1) {
         backward_row<T, VB, false, false, AVG, MAX, SKIP>(xc, xc, xc, gc, nullptr, dxc, nullptr,
                                                           s_avg, s_max, s_skip, D, k);
