@@ -1,8 +1,9 @@
 // CPU kernels of nas::mixed_op and nas::mixed_op_backward (schema in csrc/ops.cpp,
 // semantics in python/nas/ops/mixed_op.py).
 //
-// Layout: x, grad, y, dx, d(param_outputs) are [B, N, D] contiguous; param_outputs may
-// have any strides (conv outputs usually arrive as [B, D, N] viewed as [B, N, D]).
+// Layout: x, grad, y, dx are [B, N, D] contiguous; param_outputs may have any strides
+// (conv outputs usually arrive as [B, D, N] viewed as [B, N, D]: "dn"), and each
+// d(param_output) takes its param's layout when dn, else [B, N, D] contiguous.
 // Work is split over B with at::parallel_for; each batch row runs its N rows in
 // order and the innermost loop runs over D (contiguous, no branches: the set of
 // inline ops and the edge rows are template parameters).
@@ -53,8 +54,8 @@ std::vector<double> softmax_weights(const at::Tensor& alpha) {
 
 // A parametric output: base pointer and element strides of [B, N, D]. dn: stored as
 // a contiguous [B, D, N] tensor (what Conv1d(...).transpose(1, 2) returns); those are
-// mixed per batch row in their own layout, with one transpose of a cache-resident
-// [N, D] slab, instead of strided loads in the row loop.
+// mixed per batch row in their own layout, with one W x W-blocked transpose of a
+// cache-resident slab (y's or g's), instead of strided loads in the row loop.
 template <typename T>
 struct Strided {
   const T* p;
