@@ -64,6 +64,28 @@ def test_matches_reference(device, dtype, N, ops):
     _check(x, alpha, ops, params)
 
 
+def _conv_layout(params):
+    """Param outputs stored as [B, D, N] and viewed as [B, N, D], as Conv1d(...).transpose(1, 2)
+    returns them: the kernels mix these in their own layout (block transposes)."""
+    return [p.transpose(1, 2).contiguous().transpose(1, 2) for p in params]
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+# N and D around the transpose block widths (2, 4, 8) and off them: full blocks, ragged
+# edges on either side, and slabs narrower than one block.
+@pytest.mark.parametrize("shape", [(2, 42, 16), (3, 7, 19), (2, 97, 9), (1, 1, 8), (2, 8, 8)])
+def test_conv_layout_params_match_reference(device, dtype, shape):
+    x, alpha, params = _inputs(shape, ALL, dtype, device, seed=shape[1])
+    dn = _conv_layout(params)
+    _check(x, alpha, ALL, dn)
+    # dn and contiguous params mixed in one call.
+    _check(x, alpha, ALL, [dn[0], params[1], dn[2], params[3]])
+    ops = ["sep_conv_5x5", "max_pool_3x3"]
+    x, alpha, params = _inputs(shape, ops, dtype, device, seed=shape[2])
+    _check(x, alpha, ops, _conv_layout(params))
+
+
 @pytest.mark.parametrize("device", devices())
 def test_every_op_subset(device):
     # All 255 non-empty subsets of the 8 ops (single-op sets included), each in a
@@ -278,6 +300,11 @@ def test_cpu_baseline_path_matches_reference():
         "        for dt in (torch.float32, torch.float64):\n"
         "            x, a, p = _inputs((3, N, 13), ops, dt, seed=N)\n"
         "            _check(x, a, ops, p)\n"
+        "from tests.test_mixed_op import _conv_layout\n"
+        "for shape in ((2, 42, 16), (3, 7, 19), (2, 97, 9)):\n"
+        "    for dt in (torch.float32, torch.float64):\n"
+        "        x, a, p = _inputs(shape, ALL, dt, seed=shape[1])\n"
+        "        _check(x, a, ALL, _conv_layout(p))\n"
         "x = torch.randint(0, 3, (4, 9, 6)).double()\n"
         "_check(x, torch.zeros(1, dtype=torch.float64), ['max_pool_3x3'], [])\n"
         "print('ok')\n"

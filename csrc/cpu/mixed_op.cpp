@@ -1,8 +1,9 @@
 // CPU kernels of nas::mixed_op and nas::mixed_op_backward (schema in csrc/ops.cpp,
 // semantics in python/nas/ops/mixed_op.py).
 //
-// Layout: x, grad, y, dx, d(param_outputs) are [B, N, D] contiguous; param_outputs may
-// have any strides (conv outputs usually arrive as [B, D, N] viewed as [B, N, D]).
+// Layout: x, grad, y, dx are [B, N, D] contiguous; param_outputs may have any strides
+// (conv outputs usually arrive as [B, D, N] viewed as [B, N, D]: "dn"), and each
+// d(param_output) takes its param's layout when dn, else [B, N, D] contiguous.
 // Work is split over B with at::parallel_for; each batch row runs its N rows in
 // order and the innermost loop runs over D (contiguous, no branches: the set of
 // inline ops and the edge rows are template parameters).
@@ -53,8 +54,8 @@ std::vector<double> softmax_weights(const at::Tensor& alpha) {
 
 // A parametric output: base pointer and element strides of [B, N, D]. dn: stored as
 // a contiguous [B, D, N] tensor (what Conv1d(...).transpose(1, 2) returns); those are
-// mixed per batch row in their own layout, with one transpose of a cache-resident
-// [N, D] slab, instead of strided loads in the row loop.
+// mixed per batch row in their own layout, with one W x W-blocked transpose of a
+// cache-resident slab (y's or g's), instead of strided loads in the row loop.
 template <typename T>
 struct Strided {
   const T* p;
@@ -69,25 +70,17 @@ Strided<T> strided(const at::Tensor& t) {
   return {t.const_data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2), mixed_op_dn_layout(t)};
 }
 
-// dst[c * R + r] = src[r * C + c] (+= when ADD): src [R, C] -> dst [C, R], in 16 x 16
-// tiles so both sides stay in L1.
-template <typename T, bool ADD>
-NAS_INLINE void transpose_tile(const T* __restrict__ src, int64_t R, int64_t C,
-                               T* __restrict__ dst) {
-  constexpr int64_t kTile = 16;
-  for (int64_t r0 = 0; r0 < R; r0 += kTile) {
-    const int64_t r1 = std::min(R, r0 + kTile);
-    for (int64_t c0 = 0; c0 < C; c0 += kTile) {
-      const int64_t c1 = std::min(C, c0 + kTile);
-      for (int64_t c = c0; c < c1; ++c) {
-        for (int64_t r = r0; r < r1; ++r) {
-          if constexpr (ADD) {
-            dst[c * R + r] += src[r * C + c];
-          } else {
-            dst[c * R + r] = src[r * C + c];
-          }
-        }
-      }
+// Prefetch hints, one per 64-byte line, for elements [0, count) of p. The dn phase
+// reads whole [D, N] slabs after the row loop, one stream per param; hinting them
+// during the row loop overlaps their DRAM latency with the inline ops' arithmetic.
+template <typename T>
+NAS_INLINE void prefetch_lines(const T* p, int64_t count, bool write) {
+  constexpr int64_t kLine = 64 / sizeof(T);
+  for (int64_t i = 0; i < count; i += kLine) {
+    if (write) {
+      __builtin_prefetch(p + i, 1, 3);
+    } else {
+      __builtin_prefetch(p + i, 0, 3);
     }
   }
 }
@@ -165,6 +158,94 @@ NAS_INLINE void store(T* p, V v) {
     *p = v;
   } else {
     std::memcpy(p, &v, sizeof(V));
+  }
+}
+
+// In-register transpose of a W x W block (W = lanes of V): v[i][j] -> v[j][i].
+// __builtin_shufflevector with constant indices becomes unpck/shufps/perm2f128 on
+// AVX2 and unpck on SSE2, so a block costs about 3 shuffles per row instead of W^2
+// scalar moves.
+template <typename V, int W>
+NAS_INLINE void transpose_regs(V* v) {
+  if constexpr (W == 8) {
+    // Two unpack stages inside each 128-bit half, then swap the halves.
+    V t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = __builtin_shufflevector(v[i], v[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+      t[i + 1] = __builtin_shufflevector(v[i], v[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int i = 0; i < 8; i += 4) {
+      for (int j = 0; j < 2; ++j) {
+        u[i + 2 * j] = __builtin_shufflevector(t[i + j], t[i + j + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[i + 2 * j + 1] =
+            __builtin_shufflevector(t[i + j], t[i + j + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+      }
+    }
+    for (int j = 0; j < 4; ++j) {
+      v[j] = __builtin_shufflevector(u[j], u[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+      v[j + 4] = __builtin_shufflevector(u[j], u[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+  } else if constexpr (W == 4) {
+    // Two rounds of interleaving rows i and i + 2 (a perfect shuffle each).
+    for (int round = 0; round < 2; ++round) {
+      const V n0 = __builtin_shufflevector(v[0], v[2], 0, 4, 1, 5);
+      const V n1 = __builtin_shufflevector(v[0], v[2], 2, 6, 3, 7);
+      const V n2 = __builtin_shufflevector(v[1], v[3], 0, 4, 1, 5);
+      const V n3 = __builtin_shufflevector(v[1], v[3], 2, 6, 3, 7);
+      v[0] = n0;
+      v[1] = n1;
+      v[2] = n2;
+      v[3] = n3;
+    }
+  } else {
+    static_assert(W == 2, "transpose_regs: W must be 2, 4 or 8");
+    const V n0 = __builtin_shufflevector(v[0], v[1], 0, 2);
+    v[1] = __builtin_shufflevector(v[0], v[1], 1, 3);
+    v[0] = n0;
+  }
+}
+
+// dst[c * R + r] = src[r * C + c] (+= when ADD): src [R, C] -> dst [C, R], in W x W
+// register blocks (W = VB / sizeof(T)); the ragged edges (R or C not a multiple of
+// W, e.g. N = 42) go element by element.
+template <typename T, int VB, bool ADD>
+NAS_INLINE void transpose_slab(const T* __restrict__ src, int64_t R, int64_t C,
+                               T* __restrict__ dst) {
+  constexpr int W = VB / sizeof(T);
+  using V = Vec<T, VB>;
+  const int64_t RW = R - R % W, CW = C - C % W;
+  for (int64_t r0 = 0; r0 < RW; r0 += W) {
+    for (int64_t c0 = 0; c0 < CW; c0 += W) {
+      V v[W];
+      for (int i = 0; i < W; ++i) v[i] = load<V>(src + (r0 + i) * C + c0);
+      transpose_regs<V, W>(v);
+      for (int j = 0; j < W; ++j) {
+        T* o = dst + (c0 + j) * R + r0;
+        if constexpr (ADD) {
+          store(o, load<V>(o) + v[j]);
+        } else {
+          store(o, v[j]);
+        }
+      }
+    }
+    for (int64_t c = CW; c < C; ++c) {
+      for (int64_t r = r0; r < r0 + W; ++r) {
+        if constexpr (ADD) {
+          dst[c * R + r] += src[r * C + c];
+        } else {
+          dst[c * R + r] = src[r * C + c];
+        }
+      }
+    }
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t r = RW; r < R; ++r) {
+      if constexpr (ADD) {
+        dst[c * R + r] += src[r * C + c];
+      } else {
+        dst[c * R + r] = src[r * C + c];
+      }
+    }
   }
 }
 
@@ -287,6 +368,13 @@ NAS_INLINE void forward_batches(const Ctx<T>& c, T* y, bool any_dn, int64_t b0, 
     for (int64_t n = 0; n < N; ++n) {
       const T* xc = xb + n * D;
       const RowCoef<T> k = coef(c, n);
+      if (any_dn) {
+        // Pull this batch row's dn slabs into cache while the inline ops run: the dn
+        // phase below then finds them there instead of waiting on DRAM.
+        for (const auto& pp : c.params) {
+          if (pp.dn) prefetch_lines(pp.slab(b) + n * D, D, false);
+        }
+      }
       if (N == 1) {
         forward_row<T, false, false, AVG, MAX, SKIP>(xc, xc, xc, yb, D, k);
       } else if (n == 0) {
@@ -310,20 +398,26 @@ NAS_INLINE void forward_batches(const Ctx<T>& c, T* y, bool any_dn, int64_t b0, 
       }
     }
     if (any_dn) {
+      // m = sum_p w_p P_p over the dn params, in chunks so that every param's stream
+      // advances together (more reads in flight than one slab after another).
       T* __restrict__ m = mix_dn.data();
-      bool first = true;
-      for (size_t p = 0; p < c.params.size(); ++p) {
-        if (!c.params[p].dn) continue;
-        const T* __restrict__ ps = c.params[p].slab(b);  // [D, N]
-        const T wp = c.w_params[p];
-        if (first) {
-          for (int64_t i = 0; i < N * D; ++i) m[i] = wp * ps[i];
-        } else {
-          for (int64_t i = 0; i < N * D; ++i) m[i] += wp * ps[i];
+      constexpr int64_t kChunk = 512;
+      for (int64_t i0 = 0; i0 < N * D; i0 += kChunk) {
+        const int64_t i1 = std::min(N * D, i0 + kChunk);
+        bool first = true;
+        for (size_t p = 0; p < c.params.size(); ++p) {
+          if (!c.params[p].dn) continue;
+          const T* __restrict__ ps = c.params[p].slab(b);  // [D, N]
+          const T wp = c.w_params[p];
+          if (first) {
+            for (int64_t i = i0; i < i1; ++i) m[i] = wp * ps[i];
+          } else {
+            for (int64_t i = i0; i < i1; ++i) m[i] += wp * ps[i];
+          }
+          first = false;
         }
-        first = false;
       }
-      transpose_tile<T, true>(m, D, N, yb);
+      transpose_slab<T, VB, true>(m, D, N, yb);
     }
   }
 }
@@ -364,8 +458,8 @@ NAS_INLINE void backward_batches(const Ctx<T>& c, const MixedOpPlan& plan, const
   const size_t P = c.params.size();
   // Lanes: avg, max, skip, then one per parametric output; float32 for float32.
   std::vector<T> lanes((3 + P) * D);
-  std::vector<T> g_dn(any_dn ? N * D : 0);  // [D, N]: g of this batch row, transposed
-  std::vector<T> lane_dn(any_dn ? N : 0);
+  std::vector<T> g_dn(any_dn ? N * D : 0);     // [D, N]: g of this batch row, transposed
+  std::vector<T> lane_dn(any_dn ? P * N : 0);  // [P, N]
   T* s_avg = lanes.data();
   T* s_max = s_avg + D;
   T* s_skip = s_max + D;
@@ -379,6 +473,15 @@ NAS_INLINE void backward_batches(const Ctx<T>& c, const MixedOpPlan& plan, const
       const T* gc = gb + n * D;
       T* dxc = dxb + n * D;
       const RowCoef<T> k = coef(c, n);
+      if (any_dn) {
+        // Same for the backward's dn phase: the slabs, and their gradients' lines for
+        // writing.
+        for (size_t p = 0; p < P; ++p) {
+          if (!c.params[p].dn) continue;
+          prefetch_lines(c.params[p].slab(b) + n * D, D, false);
+          prefetch_lines(dparams[p] + b * N * D + n * D, D, true);
+        }
+      }
       if (N == 1) {
         backward_row<T, VB, false, false, AVG, MAX, SKIP>(xc, xc, xc, gc, nullptr, dxc, nullptr,
                                                           s_avg, s_max, s_skip, D, k);
@@ -430,25 +533,28 @@ NAS_INLINE void backward_batches(const Ctx<T>& c, const MixedOpPlan& plan, const
     if (any_dn) {
       // dn params and their gradients are [D, N] slabs: work in that layout.
       T* __restrict__ gt = g_dn.data();
-      transpose_tile<T, false>(gb, N, D, gt);
-      for (size_t p = 0; p < P; ++p) {
-        if (!c.params[p].dn) continue;
-        const T* __restrict__ ps = c.params[p].slab(b);
-        T* __restrict__ dp = dparams[p] + b * N * D;  // [D, N], P's layout
-        T* __restrict__ lane = lane_dn.data();
-        const T wp = c.w_params[p];
-        std::fill(lane_dn.begin(), lane_dn.end(), T(0));
-        for (int64_t d = 0; d < D; ++d) {
-          const T* __restrict__ pr = ps + d * N;
-          const T* __restrict__ gr = gt + d * N;
-          T* __restrict__ dr = dp + d * N;
+      transpose_slab<T, VB, false>(gb, N, D, gt);
+      // All dn params advance together along D (one row of each per step): several
+      // read and write streams in flight at once, as in the [N, D] row loop.
+      std::fill(lane_dn.begin(), lane_dn.end(), T(0));
+      for (int64_t d = 0; d < D; ++d) {
+        const T* __restrict__ gr = gt + d * N;
+        for (size_t p = 0; p < P; ++p) {
+          if (!c.params[p].dn) continue;
+          const T* __restrict__ pr = c.params[p].slab(b) + d * N;
+          T* __restrict__ dr = dparams[p] + b * N * D + d * N;  // [D, N], P's layout
+          T* __restrict__ lane = lane_dn.data() + p * N;
+          const T wp = c.w_params[p];
           for (int64_t n = 0; n < N; ++n) {
             lane[n] += gr[n] * pr[n];
             dr[n] = wp * gr[n];
           }
         }
+      }
+      for (size_t p = 0; p < P; ++p) {
+        if (!c.params[p].dn) continue;
         double t = 0;
-        for (int64_t n = 0; n < N; ++n) t += static_cast<double>(lane[n]);
+        for (int64_t n = 0; n < N; ++n) t += static_cast<double>(lane_dn[p * N + n]);
         sb[plan.k_param[p]] = t;
       }
     }
