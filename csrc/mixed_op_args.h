@@ -81,4 +81,14 @@ inline MixedOpPlan mixed_op_plan(const at::Tensor& x,      // [B, N, D]
   return plan;
 }
 
+// The backward's incoming gradient must match x (shared by the CPU and CUDA backward).
+inline void check_mixed_op_grad(const at::Tensor& grad,  // [B, N, D]
+                                const at::Tensor& x) {   // [B, N, D]
+  TORCH_CHECK_VALUE(grad.sizes() == x.sizes(), "grad shape ", grad.sizes(),
+                    " does not match x shape ", x.sizes());
+  TORCH_CHECK_VALUE(grad.scalar_type() == x.scalar_type() && grad.device() == x.device(),
+                    "grad must have x's dtype and device (", x.scalar_type(), ", ", x.device(),
+                    "), got (", grad.scalar_type(), ", ", grad.device(), ")");
+}
+
 }  // namespace nas

@@ -63,11 +63,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> mixed_op_backward_cu
     c10::IntArrayRef op_codes,
     at::TensorList param_outputs) {  // each [B, N, D]
   const MixedOpPlan plan = mixed_op_plan(x, alpha, op_codes, param_outputs);
-  TORCH_CHECK_VALUE(grad.sizes() == x.sizes(), "grad shape ", grad.sizes(),
-                    " does not match x shape ", x.sizes());
-  TORCH_CHECK_VALUE(grad.scalar_type() == x.scalar_type() && grad.device() == x.device(),
-                    "grad must have x's dtype and device (", x.scalar_type(), ", ", x.device(),
-                    "), got (", grad.scalar_type(), ", ", grad.device(), ")");
+  check_mixed_op_grad(grad, x);
   c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor xc = x.contiguous();
   const at::Tensor gc = grad.contiguous();
