@@ -241,23 +241,26 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
       uint64_t onz = 0;
       for (int e = 0; e < c.outer; ++e)
         if (oc[e] != c.zero_op) onz |= uint64_t{1} << e;
+      // Inner zero pattern q of this prefix: which edges stay alive, whether the cell is
+      // canonical, and the outer edges' live feature sums and scores.
+      auto fill_pattern = [&](int64_t q) {
+        const uint64_t nz = onz | (static_cast<uint64_t>(q) << c.outer);
+        const uint64_t alive = alive_edge_mask(nz, c.N, c.E, c.src, c.dst);
+        q_alive[q] = static_cast<uint32_t>(alive >> c.outer);
+        q_canon[q] = (nz & ~alive) == 0;
+        for (int f = 0; f < c.F; ++f) {
+          double s = 0.0;
+          for (int e = 0; e < c.outer; ++e)
+            s = s + (((alive >> e) & 1u) ? c.T[oc[e] * c.F + f] : 0.0);
+          q_outer[q * c.F + f] = s;
+        }
+        for (int r = 0; r < c.R; ++r)
+          q_score[q * c.R + r] = dot(c.coeffs + r * c.F, &q_outer[q * c.F], c.F, c.bias);
+      };
       if (!c.masked.empty()) {
         // Every inner zero pattern q of this prefix up front; then each tile is a few
         // branch-free gather loops.
-        for (int64_t q = 0; q < Q; ++q) {
-          const uint64_t nz = onz | (static_cast<uint64_t>(q) << c.outer);
-          const uint64_t alive = alive_edge_mask(nz, c.N, c.E, c.src, c.dst);
-          q_alive[q] = static_cast<uint32_t>(alive >> c.outer);
-          q_canon[q] = (nz & ~alive) == 0;
-          for (int f = 0; f < c.F; ++f) {
-            double s = 0.0;
-            for (int e = 0; e < c.outer; ++e)
-              s = s + (((alive >> e) & 1u) ? c.T[oc[e] * c.F + f] : 0.0);
-            q_outer[q * c.F + f] = s;
-          }
-          for (int r = 0; r < c.R; ++r)
-            q_score[q * c.R + r] = dot(c.coeffs + r * c.F, &q_outer[q * c.F], c.F, c.bias);
-        }
+        for (int64_t q = 0; q < Q; ++q) fill_pattern(q);
         for (int64_t t0 = j0; t0 < j1; t0 += kTile) {
           const int64_t n = std::min<int64_t>(kTile, j1 - t0);
           for (int64_t jj = 0; jj < n; ++jj) {
@@ -292,18 +295,7 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
           const uint32_t q = c.inner_nz[j];
           if (q_gen[q] != p) {
             q_gen[q] = p;
-            const uint64_t nz = onz | (static_cast<uint64_t>(q) << c.outer);
-            const uint64_t alive = alive_edge_mask(nz, c.N, c.E, c.src, c.dst);
-            q_alive[q] = static_cast<uint32_t>(alive >> c.outer);
-            q_canon[q] = (nz & ~alive) == 0;
-            for (int f = 0; f < c.F; ++f) {
-              double s = 0.0;
-              for (int e = 0; e < c.outer; ++e)
-                s = s + (((alive >> e) & 1u) ? c.T[oc[e] * c.F + f] : 0.0);
-              q_outer[q * c.F + f] = s;
-            }
-            for (int r = 0; r < c.R; ++r)
-              q_score[q * c.R + r] = dot(c.coeffs + r * c.F, &q_outer[q * c.F], c.F, c.bias);
+            fill_pattern(q);
           }
           const uint32_t ia = q_alive[q];
           canon[jj] = q_canon[q];
