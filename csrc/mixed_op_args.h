@@ -5,6 +5,8 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/ArrayRef.h>
 
+#include <vector>
+
 #include "mixed_op.h"
 
 namespace nas {
@@ -16,13 +18,19 @@ inline bool mixed_op_dn_layout(const at::Tensor& t) {
   return !t.is_contiguous() && t.transpose(1, 2).is_contiguous();
 }
 
-// The gradient of param output p: [B, N, D], p's layout when mixed_op_dn_layout(p),
-// else contiguous. python/nas/ops/mixed_op.py's fake makes the same choice.
-inline at::Tensor mixed_op_param_grad(const at::Tensor& p, const at::Tensor& x) {
-  if (mixed_op_dn_layout(p)) {
-    return at::empty({x.size(0), x.size(2), x.size(1)}, x.options()).transpose(1, 2);
+// The gradients of the param outputs (uninitialised), each [B, N, D]: p's layout when
+// mixed_op_dn_layout(p), else contiguous. python/nas/ops/mixed_op.py's fake makes the
+// same choice.
+inline std::vector<at::Tensor> mixed_op_param_grads(at::TensorList param_outputs,
+                                                    const at::Tensor& x) {  // [B, N, D]
+  std::vector<at::Tensor> grads;
+  grads.reserve(param_outputs.size());
+  for (const at::Tensor& p : param_outputs) {
+    grads.push_back(mixed_op_dn_layout(p)
+                        ? at::empty({x.size(0), x.size(2), x.size(1)}, x.options()).transpose(1, 2)
+                        : at::empty(x.sizes(), x.options()));
   }
-  return at::empty(x.sizes(), x.options());
+  return grads;
 }
 
 inline MixedOpPlan mixed_op_plan(const at::Tensor& x,      // [B, N, D]

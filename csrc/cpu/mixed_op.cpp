@@ -666,10 +666,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> mixed_op_backward_cp
   const at::Tensor gc = grad.contiguous();
   const int64_t B = x.size(0), K = plan.K;
   at::Tensor dx = at::empty(x.sizes(), x.options());  // [B, N, D]
-  std::vector<at::Tensor> dparams;
-  for (int p = 0; p < plan.num_params; ++p) {
-    dparams.push_back(mixed_op_param_grad(param_outputs[p], x));
-  }
+  std::vector<at::Tensor> dparams = mixed_op_param_grads(param_outputs, x);
   at::Tensor dalpha = at::empty({K}, alpha.options());  // [K]
   const std::vector<double> w = softmax_weights(alpha);
   std::vector<double> s(static_cast<size_t>(B * K), 0.0);  // [B, K]

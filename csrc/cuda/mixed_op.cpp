@@ -70,10 +70,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> mixed_op_backward_cu
   const at::Tensor ac = alpha.contiguous();
   at::Tensor dx = at::empty(x.sizes(), x.options());         // [B, N, D]
   at::Tensor dalpha = at::empty({plan.K}, alpha.options());  // [K]
-  std::vector<at::Tensor> dparams;
-  for (int p = 0; p < plan.num_params; ++p) {
-    dparams.push_back(mixed_op_param_grad(param_outputs[p], x));
-  }
+  std::vector<at::Tensor> dparams = mixed_op_param_grads(param_outputs, x);
   at::Tensor partials =
       at::empty({cuda::kMixedOpMaxBlocks * kMixedOpMaxK}, x.options().dtype(at::kDouble));
   const cuda::MixedOpParams prm = make_params(param_outputs, dparams);
