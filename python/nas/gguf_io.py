@@ -8,7 +8,8 @@ non-empty), ``nas.cell.num_nodes`` u32, ``nas.cell.num_edges`` u32,
 sorted by name (ascending bytes), dims in GGML order (reversed), alignment 32, every
 tensor followed by zero padding; a file without tensors ends after its last key/value.
 No ``general.alignment`` key. Extras (``ts.signal.num_heads``, ``ts.signal.stride``,
-``nas.schema_version``, ``nas.alphas``) appear only when the caller asks for them.
+``ts.signal.lookback``, ``nas.schema_version``, ``nas.alphas``) appear only when the
+caller asks for them.
 
 Writing goes through gguf-py's ``GGUFWriter``; reading through ``GGUFReader``, after
 :func:`_check_structure` has walked the file's header, key/values and tensor infos with
@@ -66,7 +67,7 @@ Dest = Union[str, "os.PathLike[str]", BinaryIO]
 # The ts.signal.* config fields, in the order the seed writes them.
 _SIGNAL_FIELDS = ("hidden_dim", "num_layers", "input_features", "patch_len", "horizon_len")
 # Extras, written only when > 0, after the seed's fields.
-_EXTRA_SIGNAL_FIELDS = ("num_heads", "stride")
+_EXTRA_SIGNAL_FIELDS = ("num_heads", "stride", "lookback")
 _U32_MAX = (1 << 32) - 1
 _I64_MAX = (1 << 63) - 1
 
@@ -79,8 +80,8 @@ class GGUFFormatError(ValueError):
 @dataclass(frozen=True)
 class ExportConfig:
     """Hyperparameters stored beside the cell under ``ts.signal.*`` (each written only
-    when > 0, so the default output matches the seed's). ``num_heads`` and ``stride``
-    are extras the seed never wrote: they appear only when set."""
+    when > 0, so the default output matches the seed's). ``num_heads``, ``stride`` and
+    ``lookback`` are extras the seed never wrote: they appear only when set."""
 
     model_name: str = ""
     hidden_dim: int = 0
@@ -90,6 +91,7 @@ class ExportConfig:
     horizon_len: int = 0
     num_heads: int = 0
     stride: int = 0
+    lookback: int = 0
 
     def validate(self) -> None:
         """ValueError naming the first field that cannot be written."""
