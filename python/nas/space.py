@@ -68,6 +68,8 @@ def parse_ops(spec: str | Sequence[OpType | str] | None) -> list[OpType]:
         if key == "signal":
             return default_signal_ops()
         spec = [s.strip() for s in key.split(",") if s.strip()]
+    if not isinstance(spec, Iterable):
+        raise ValueError(f"ops must be a str or a sequence of op names, got {spec!r}")
     return [as_op(op) for op in spec]
 
 
@@ -108,10 +110,16 @@ class Cell:
     def validate(self) -> None:
         """Raise ValueError naming the first problem: too few nodes, an edge out of
         range or backwards, a duplicate edge, or an unknown op."""
+        if not _is_int(self.num_nodes):
+            raise ValueError(f"invalid cell: num_nodes must be an integer, got {self.num_nodes!r}")
         if self.num_nodes < 2:
             raise ValueError(f"invalid cell: num_nodes is {self.num_nodes}, must be >= 2")
         seen: set[tuple[int, int]] = set()
         for i, e in enumerate(self.edges):
+            if not (_is_int(e.src) and _is_int(e.dst)):
+                raise ValueError(
+                    f"invalid cell: edge {i} ({e.src!r}->{e.dst!r}) must have integer nodes"
+                )
             if e.src < 0:
                 raise ValueError(f"invalid cell: edge {i} ({e.src}->{e.dst}) has src < 0")
             if e.src >= e.dst:
@@ -169,8 +177,12 @@ class Cell:
         return f"Cell({self.num_nodes} nodes: {body})"
 
 
+def _is_int(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
 def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not _is_int(value):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
@@ -181,9 +193,10 @@ class SearchSpace:
     """Every cell on ``num_nodes`` nodes whose edges (i, j), i < j, each carry one of
     ``ops``. ``num_cells() == len(ops) ** num_edges``, an exact int."""
 
-    def __init__(self, num_nodes: int, ops: Sequence[OpType | str] | None = None) -> None:
+    def __init__(self, num_nodes: int, ops: str | Sequence[OpType | str] | None = None) -> None:
         self.num_nodes = _check_int("num_nodes", num_nodes, 0)
-        self.ops: list[OpType] = parse_ops(list(ops) if ops is not None else None)
+        # a str is an op spec ("conv_3x3,zero", "all", "signal"), never a list of letters
+        self.ops: list[OpType] = parse_ops(ops)
         if len(set(self.ops)) != len(self.ops):
             dup = next(op for op in self.ops if self.ops.count(op) > 1)
             raise ValueError(f"ops lists {dup.value!r} more than once")
