@@ -4,14 +4,15 @@ in ``_build_parser``; ``--json`` prints one JSON document instead of a table."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
 
 def _print_json(obj: object) -> None:
-    json.dump(obj, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    """Every ``--json`` output: strict JSON, non-finite numbers (NaN, +-inf) as null."""
+    from ._io import dump_json
+
+    dump_json(obj, sys.stdout)
 
 
 def _cmd_space(args: argparse.Namespace) -> int:
