@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -36,6 +37,28 @@ def test_console_script_runs():
         check=True,
     )
     assert json.loads(r.stdout)["num_cells"] == 8
+
+
+def _run(*argv):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def test_python_dash_m_nas_and_version():
+    # `python -m nas` runs the CLI (there was no __main__.py), and --version prints
+    # the version of the installed package
+    from importlib.metadata import version
+
+    r = _run(sys.executable, "-m", "nas", "space", "--nodes", "2", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["num_cells"] == 8, r.stderr
+    r = _run(sys.executable, "-m", "nas", "--version")
+    assert r.returncode == 0 and r.stdout == f"nas {nas.__version__}\n", r.stderr
+    assert nas.__version__ == version("nas")  # __init__ and pyproject agree
+    script = Path(sys.executable).parent / "nas"  # the console script of this env
+    if script.exists():
+        r = _run(str(script), "--version")
+        assert r.returncode == 0 and r.stdout == f"nas {nas.__version__}\n", r.stderr
+    r = _run(sys.executable, "-m", "nas")
+    assert r.returncode == 2 and "usage: nas" in r.stderr
 
 
 def test_build_info():

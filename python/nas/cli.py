@@ -256,9 +256,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="nas", description="Neural Architecture Search for small time-series models."
     )
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("space", help="size, edges and ops of a cell search space")
