@@ -668,3 +668,24 @@ def test_json_outputs_are_strict(tmp_path, capsys, monkeypatch):
     assert main(["enumerate", "--nodes", "3", "--top-k", "2", "--max-params", "inf", "--json"]) == 0
     out = capsys.readouterr().out
     assert json.loads(out)["constraints"]["params"] == [None, None] and "Infinity" not in out
+
+
+def test_additive_table_sums_match_estimate_batch_to_the_readme_bounds():
+    # README: features exact; latencies 1 ulp apart (seed coefficients) or 2 ulps
+    # (calibrated); estimate_range within 2 ulps of estimate_batch
+    space = nas.SearchSpace(4)
+    idx = torch.arange(space.num_cells())
+    codes = space.decode(idx).numpy()
+    seed = LatencyEstimator(nas.dgx_spark())
+    calibrated = LatencyEstimator(nas.dgx_spark())
+    cells = [space.sample(s) for s in range(12)]
+    calibrated.calibrate([CalibrationPoint(c, 1e-4 + seed.estimate(c) * 1.7) for c in cells])
+    for est, bound in ((seed, 1), (calibrated, 2)):
+        w, bias = est.coeffs()
+        table = est.feature_table(space.ops)
+        feats = table[codes].sum(1)
+        np.testing.assert_array_equal(feats[:, :2], est.cell_features(idx, space)[:, :2])
+        want = est.estimate_batch(idx, space)
+        ulp = np.spacing(np.abs(want))
+        assert (np.abs(feats @ w + bias - want) <= bound * ulp).all()
+        assert (np.abs(est.estimate_range(space) - want) <= 2 * ulp).all()
