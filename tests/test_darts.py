@@ -214,6 +214,11 @@ def test_optimizer_argument_errors():
         DARTSOptimizer(nn.Linear(2, 2), 0.1, 0.1)
     with pytest.raises(ValueError, match="weight_lr must be finite"):
         DARTSOptimizer(Tiny(), math.inf, 0.1)
+    # NaN decay or momentum passed `< 0` and turned every weight into NaN
+    for name in ("weight_decay", "weight_momentum", "alpha_weight_decay"):
+        for bad in (math.nan, -0.1, math.inf, "0.1"):
+            with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
+                DARTSOptimizer(Tiny(), 0.1, 0.1, **{name: bad})
     opt = DARTSOptimizer(Tiny(), 0.1, 0.1, loss=lambda p, t: (p - t) ** 2)
     x, y = torch.randn(4, 3), torch.randn(4, 2)
     with pytest.raises(ValueError, match=r"loss must return a scalar tensor, got \(4, 2\)"):

@@ -463,6 +463,8 @@ def test_measure_cells_bad_args():
         measure_cells(cells, min_block_s=float("nan"))
     with pytest.raises(ValueError, match="cells must be an integer, got 2.5"):
         sample_cells(nas.SearchSpace(3), 2.5)
+    with pytest.raises(ValueError, match="seed must be an integer, got 1.5"):
+        measure_cells(cells, seed=1.5)  # a TypeError from numpy
     with pytest.raises(ValueError, match="mode must be one of"):
         measure_cells(cells, mode="backward")
     with pytest.raises(ValueError, match="shape must be"):

@@ -177,6 +177,7 @@ def time_cells(
     timer (for tests).
     """
     batch, patches, hidden = _check_args(shape, mode, rounds, warmup, threads, min_block_s)
+    _check_int("seed", seed, 0)
     dev = _as_device(device)
     _check_timer(timer, dev, threads)
     if clock is None:
@@ -458,6 +459,7 @@ def run_calibration(
     for f in features:
         if f not in FEATURE_SETS:
             raise ValueError(f"unknown feature set {f!r}; known: {', '.join(FEATURE_SETS)}")
+    _check_int("seed", seed, 0)
     shapes = [_check_args(s, mode, rounds, warmup, threads, min_block_s) for s in shapes]
     if not shapes:
         raise ValueError("shapes is empty")

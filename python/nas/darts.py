@@ -351,11 +351,13 @@ class DARTSOptimizer:
         ids = {id(p) for p in self.alphas}
         if any(id(p) in ids for p in self.weights):
             raise ValueError("a parameter is in both arch_parameters() and weight_parameters()")
-        if weight_decay < 0 or weight_momentum < 0:
-            raise ValueError(
-                f"weight_decay and weight_momentum must be >= 0, got {weight_decay}, "
-                f"{weight_momentum}"
-            )
+        for name, v in (
+            ("weight_decay", weight_decay),
+            ("weight_momentum", weight_momentum),
+            ("alpha_weight_decay", 0.0 if alpha_weight_decay is None else alpha_weight_decay),
+        ):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")  # NaN too
         self.weight_optimizer = (
             torch.optim.SGD(
                 self.weights, lr=self.weight_lr, momentum=weight_momentum, weight_decay=weight_decay
