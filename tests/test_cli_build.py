@@ -83,7 +83,10 @@ def test_fallback_warns_once():
         "    warnings.simplefilter('always')\n"
         "    a = decode_cells(torch.tensor([5]), 2, 3)\n"
         "    b = decode_cells(torch.tensor([6]), 2, 3)\n"
+        "    space = nas.SearchSpace(3, 'signal')\n"  # an enumerate op: registered reference
+        "    f, s = nas.score_cells(space, nas.op_feature_table(space.ops), 2)\n"
         "assert a.tolist() == [[1, 0, 1]] and b.tolist() == [[1, 1, 0]]\n"
+        "assert tuple(s.shape) == (64,) and f.shape[0] == 64\n"
         "msgs = [str(x.message) for x in w if issubclass(x.category, RuntimeWarning)]\n"
         "assert len(msgs) == 1 and 'nas._C is not available' in msgs[0], msgs\n"
         "print('ok')\n"
