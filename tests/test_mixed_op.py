@@ -196,8 +196,37 @@ def test_bad_input(fn):
         fn(x, alpha.float(), SIGNAL, [])
 
 
+def _aten_calls(fn):
+    """The ops ``fn()`` dispatches (forward and backward), by name."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    calls = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            calls.append(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    with Record():
+        fn()
+    return calls
+
+
 def test_uses_native_when_built():
-    assert _native_available() == nas.has_native()
+    # The suite runs against a built package: the wrapper must dispatch to the fused
+    # native op (pools computed inside it), not compute the reference's ATen pools.
+    # (This compared _native_available() with has_native(), its own definition.)
+    assert nas.has_native() and _native_available()
+    x, alpha, params = _inputs((2, 5, 3), ALL, grad=True)
+    y = mixed_op(x, alpha, ALL, params)
+    fwd = _aten_calls(lambda: mixed_op(x, alpha, ALL, params))
+    bwd = _aten_calls(lambda: y.sum().backward())
+    assert "nas.mixed_op" in fwd and "nas.mixed_op_backward" in bwd, (fwd, bwd)
+    pools = {"aten.avg_pool1d", "aten.max_pool1d", "aten.avg_pool2d", "aten.max_pool2d"}
+    assert not pools & set(fwd + bwd), (fwd, bwd)
+    # and the reference really is different code: it runs the ATen pools
+    ref = _aten_calls(lambda: _reference.mixed_op(x, alpha, ALL, params))
+    assert "nas.mixed_op" not in ref and any("pool" in c for c in ref), ref
 
 
 def _op_args(ops, shape=(2, 5, 3), dtype=torch.float64, grad=False, seed=0):

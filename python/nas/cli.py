@@ -4,7 +4,6 @@ in ``_build_parser``; ``--json`` prints one JSON document instead of a table."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -12,8 +11,10 @@ from typing import Any
 
 
 def _print_json(obj: object) -> None:
-    json.dump(obj, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    """Every ``--json`` output: strict JSON, non-finite numbers (NaN, +-inf) as null."""
+    from ._io import dump_json
+
+    dump_json(obj, sys.stdout)
 
 
 def _cmd_space(args: argparse.Namespace) -> int:
@@ -256,18 +257,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_out_dir(out: str) -> None:
-    """Create ``out`` and prove it writable before any work starts."""
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, f".nas-write-test-{os.getpid()}")
-        with open(probe, "w", encoding="utf-8"):
-            pass
-        os.unlink(probe)
-    except OSError as exc:
-        raise ValueError(f"--out {out!r} is not a writable folder: {exc.strerror or exc}") from None
-
-
 def _search_progress(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
     """A progress callback drawing tqdm bars on stderr (none under --quiet/--json)."""
     if args.quiet or args.json:
@@ -332,6 +321,7 @@ _DEMO = {
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    from ._io import check_writable_dir
     from .data import WindowedSeries, demo_data_path
     from .search import SignalSearchConfig, format_cell, run_signal_nas
     from .space import SearchSpace, default_signal_search_space, parse_ops
@@ -382,7 +372,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         patience=args.patience,
     )
     cfg.validate()
-    _check_out_dir(args.out)
+    check_writable_dir(args.out, "--out")
     data = WindowedSeries(
         args.data, lookback, horizon, cfg.batch_size, columns=args.columns,
         split=args.split or "0.7,0.1,0.2",
@@ -414,9 +404,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="nas", description="Neural Architecture Search for small time-series models."
     )
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("space", help="size, edges and ops of a cell search space")

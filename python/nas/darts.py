@@ -18,6 +18,7 @@ sum_k w_k o_k, so dL/do_k = w_k dL/dy), which the seed forgot.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -47,6 +48,15 @@ def _parametric_modules(ops: Sequence[OpType], hidden: int | None) -> nn.ModuleL
     return mods
 
 
+def _check_hidden(hidden: object, required: bool = True) -> int | None:
+    """hidden (D) as a positive int; None only where no op needs it."""
+    if hidden is None and not required:
+        return None
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+        raise ValueError(f"hidden must be a positive integer, got {hidden!r}")
+    return hidden
+
+
 def _mixed(
     x: torch.Tensor, alpha: torch.Tensor, ops: Sequence[OpType], modules: nn.ModuleList
 ) -> torch.Tensor:
@@ -73,10 +83,17 @@ class DARTSLayer(nn.Module):
         candidates = list(candidates)
         if len(candidates) < 2:
             raise ValueError("DARTSLayer requires at least 2 candidate operations")
+        hidden = _check_hidden(hidden, required=False)
+        keys = [id(c) if isinstance(c, nn.Module) else as_op(c) for c in candidates]
+        for i, key in enumerate(keys):  # one alpha per candidate: a repeat is a mistake
+            if key in keys[:i]:
+                what = f"op {key.value!r}" if isinstance(key, OpType) else "module"
+                raise ValueError(
+                    f"candidates has duplicate {what} at positions {keys.index(key)} and {i}"
+                )
         named = all(not isinstance(c, nn.Module) for c in candidates)
         ops = [as_op(c) for c in candidates] if named else None
-        # The fused op takes each op at most once; duplicates mix in PyTorch.
-        self.fused = named and len(set(ops)) == len(ops)  # type: ignore[arg-type]
+        self.fused = named
         self.ops: tuple[OpType, ...] | None = tuple(ops) if self.fused else None  # type: ignore[arg-type]
         self.num_ops = len(candidates)
         self.alpha = nn.Parameter(torch.zeros(self.num_ops))
@@ -158,6 +175,7 @@ class DARTSCell(nn.Module):
 
     def __init__(self, space: SearchSpace, hidden: int) -> None:
         super().__init__()
+        hidden = _check_hidden(hidden)  # also SuperNet's check
         if space.num_nodes < 2:
             raise ValueError(f"DARTSCell needs a space with >= 2 nodes, got {space.num_nodes}")
         if space.num_ops < 2:
@@ -264,6 +282,18 @@ def _check_lr(name: str, value: float) -> float:
     return float(value)
 
 
+def _finite(t: torch.Tensor) -> bool:
+    return bool(torch.isfinite(t).all())
+
+
+def _check_finite(tensors: Sequence[torch.Tensor], what: str, outcome: str) -> None:
+    """FloatingPointError naming ``what`` when any of ``tensors`` is NaN or inf."""
+    for t in tensors:
+        if not _finite(t.detach()):
+            bad = "nan" if bool(torch.isnan(t).any()) else "inf"
+            raise FloatingPointError(f"{what} is {bad} at this step; {outcome}")
+
+
 def _grads(
     loss: torch.Tensor, params: Sequence[torch.Tensor], retain_graph: bool = False
 ) -> list[torch.Tensor]:
@@ -329,11 +359,13 @@ class DARTSOptimizer:
         ids = {id(p) for p in self.alphas}
         if any(id(p) in ids for p in self.weights):
             raise ValueError("a parameter is in both arch_parameters() and weight_parameters()")
-        if weight_decay < 0 or weight_momentum < 0:
-            raise ValueError(
-                f"weight_decay and weight_momentum must be >= 0, got {weight_decay}, "
-                f"{weight_momentum}"
-            )
+        for name, v in (
+            ("weight_decay", weight_decay),
+            ("weight_momentum", weight_momentum),
+            ("alpha_weight_decay", 0.0 if alpha_weight_decay is None else alpha_weight_decay),
+        ):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")  # NaN too
         self.weight_optimizer: torch.optim.Optimizer | None = None
         if self.weights and weight_optimizer == "adam":
             self.weight_optimizer = torch.optim.Adam(
@@ -366,26 +398,56 @@ class DARTSOptimizer:
         val_x: torch.Tensor,
         val_y: torch.Tensor,
     ) -> DARTSStepResult:
-        """One bilevel step; returns (train_loss, val_loss)."""
-        second = self.order == "second" and bool(self.weights)
-        w_old = [p.detach().clone() for p in self.weights] if second else []
+        """One bilevel step; returns (train_loss, val_loss).
 
-        # inner: the weights, on the training loss
+        The step is all or nothing: a non-finite value in an input or target is a
+        ValueError naming the argument, and a non-finite loss or gradient a
+        FloatingPointError naming the cause; either way no weight, alpha or optimizer
+        state has changed (one NaN would otherwise spread into every weight and alpha).
+        """
+        for name, t in (
+            ("train_x", train_x), ("train_y", train_y), ("val_x", val_x), ("val_y", val_y)
+        ):  # fmt: skip
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not _finite(t):
+                raise ValueError(
+                    f"{name} has non-finite values (NaN or inf); the step was not taken"
+                )
+        second = self.order == "second" and bool(self.weights)
+        w_old = [p.detach().clone() for p in self.weights]  # to restore on refusal
+
+        # inner: the weights, on the training loss (checked before anything changes)
         train_loss = self._loss(train_x, train_y)
+        _check_finite([train_loss], "training loss", "weights and alpha were left unchanged")
         if self.weight_optimizer is not None:
-            for p, g in zip(self.weights, _grads(train_loss, self.weights), strict=True):
+            g_w = _grads(train_loss, self.weights)
+            _check_finite(g_w, "weight gradient", "weights and alpha were left unchanged")
+            opt_state = copy.deepcopy(self.weight_optimizer.state_dict())
+            old_grads = [p.grad for p in self.weights]
+            for p, g in zip(self.weights, g_w, strict=True):
                 p.grad = g
             self.weight_optimizer.step()
 
         # outer: alpha, on the validation loss at the updated weights
-        val_loss = self._loss(val_x, val_y)
-        if second:
-            gs = _grads(val_loss, self.alphas + self.weights)
-            d_alpha, v = gs[: len(self.alphas)], gs[len(self.alphas) :]
-            hv = self._hessian_vector(v, w_old, train_x, train_y)
-            d_alpha = [g - self.weight_lr * h for g, h in zip(d_alpha, hv, strict=True)]
-        else:
-            d_alpha = _grads(val_loss, self.alphas)
+        try:
+            val_loss = self._loss(val_x, val_y)
+            how = "the weight step was undone; alpha was left unchanged"
+            _check_finite([val_loss], "validation loss", how)
+            if second:
+                gs = _grads(val_loss, self.alphas + self.weights)
+                d_alpha, v = gs[: len(self.alphas)], gs[len(self.alphas) :]
+                hv = self._hessian_vector(v, w_old, train_x, train_y)
+                d_alpha = [g - self.weight_lr * h for g, h in zip(d_alpha, hv, strict=True)]
+            else:
+                d_alpha = _grads(val_loss, self.alphas)
+            _check_finite(d_alpha, "alpha gradient", how)
+        except BaseException:
+            if self.weight_optimizer is not None:
+                with torch.no_grad():
+                    for p, p0, g0 in zip(self.weights, w_old, old_grads, strict=True):
+                        p.copy_(p0)
+                        p.grad = g0
+                self.weight_optimizer.load_state_dict(opt_state)
+            raise
         for a, g in zip(self.alphas, d_alpha, strict=True):
             a.grad = g
         self.alpha_optimizer.step()

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._io import atomic_path
+from ._io import write_json_atomic
 from .costs import hw_profile, op_params_1d
 from .darts import DARTSOptimizer
 from .data import SignalDataProvider
@@ -324,19 +324,12 @@ class SignalSearchOutput:
             "result": os.path.join(folder, "result.json"),
         }
         self.export(paths["model"])
-        write_json(paths["result"], self.to_dict())
+        write_json_atomic(paths["result"], self.to_dict())
         return paths
 
 
 def _finite_or_none(v: float) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
-
-
-def write_json(path: str | os.PathLike[str], doc: Any) -> None:
-    """Strict JSON (no NaN/Infinity), written to a temporary name and renamed."""
-    text = json.dumps(doc, indent=2, allow_nan=False)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
 
 
 def format_cell(cell: Cell) -> str:

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import torch
 
 from .._native import has_native, warn_fallback
-from ..space import OpType
+from ..optypes import OpType
 from . import _reference
 
 _NATIVE_DTYPES = (torch.float32, torch.float64)
