@@ -287,3 +287,18 @@ def test_latency_penalty_pushes_alpha_to_cheap_ops():
     d_plain = plain.best.alpha[0, 0] - plain.best.alpha[0, 1]
     d_costly = costly.best.alpha[0, 0] - costly.best.alpha[0, 1]
     assert d_costly < d_plain - 0.5
+
+
+def test_train_cell_trains_a_given_cell_like_the_pipeline(tmp_path):
+    data = _data()
+    cell = nas.make_cell(4, [(0, 1, "max_pool_3x3"), (1, 3, "skip_connect"), (0, 3, "zero")])
+    tc = nas.train_cell(_cfg(), data, cell)
+    assert nas.format_cell(tc.arch.cell) == "0->1:max_pool_3x3,1->3:skip_connect"
+    assert tc.test_metrics["windows"] == data.num_windows("test")
+    assert tc.history and tc.history[-1]["epoch"] <= 2
+    again = nas.train_cell(_cfg(), data, cell)
+    assert again.val_metrics == tc.val_metrics  # seeded by cfg.seed
+    tc.export(tmp_path / "m.gguf")
+    x, _ = data.windows("val", np.arange(10))
+    with torch.no_grad():
+        assert torch.equal(nas.load_model(str(tmp_path / "m.gguf"))(x), tc.model(x))

@@ -63,12 +63,14 @@ from .search import (
     SignalSearchConfig,
     SignalSearchOutput,
     SignalSearchResult,
+    TrainedCell,
     evaluate,
     export_signal_model,
     format_cell,
     load_model,
     run_signal_nas,
     sharpe_ratio,
+    train_cell,
 )
 from .signal import SignalModel, build_discrete_model, build_supernet_model
 from .space import (
@@ -115,6 +117,7 @@ __all__ = [
     "SignalSearchResult",
     "SuperNet",
     "TopK",
+    "TrainedCell",
     "WindowedSeries",
     "__version__",
     "all_ops",
@@ -166,5 +169,6 @@ __all__ = [
     "search_top_k",
     "sharpe_ratio",
     "top_k_cells",
+    "train_cell",
     "validate_export_round_trip",
 ]

