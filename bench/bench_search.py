@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,8 +53,11 @@ def run_cli(data: str, lookback: int, horizon: int, seed: int, threads: int | No
         if threads is not None:
             cmd += ["--threads", str(threads)]
         t = time.perf_counter()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - t
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         if proc.returncode != 0:
             raise SystemExit(f"nas search failed: {proc.stderr.strip()}")
         doc = json.loads(proc.stdout)
@@ -68,6 +72,7 @@ def run_cli(data: str, lookback: int, horizon: int, seed: int, threads: int | No
         "search_s": doc["timings"]["search_s"],
         "retrain_s": doc["timings"]["retrain_s"],
         "wall_s": wall,
+        "cpu_s": cpu,
     }
 
 
@@ -169,15 +174,16 @@ def main() -> None:
             mse = [r["test_mse"] for r in runs]
             mae = [r["test_mae"] for r in runs]
             print(f"\nH={h}: nas search (CLI defaults), {len(runs)} seeds")
-            print("| seed | test MSE | test MAE | params | search s | retrain s | cell |")
-            print("|---|---|---|---|---|---|---|")
+            print("| seed | test MSE | test MAE | params | search s | retrain s | wall s | CPU s "
+                  "| cell |")  # fmt: skip
+            print("|---|---|---|---|---|---|---|---|---|")
             for r in runs:
                 print(f"| {r['seed']} | {r['test_mse']:.4f} | {r['test_mae']:.4f} | "
                       f"{r['params']:,} | {r['search_s']:.0f} | {r['retrain_s']:.0f} | "
-                      f"`{r['cell']}` |")  # fmt: skip
+                      f"{r['wall_s']:.0f} | {r['cpu_s']:.0f} | `{r['cell']}` |")  # fmt: skip
             sd = statistics.stdev(mse) if len(mse) > 1 else 0.0
             print(f"| mean +- sd | {statistics.mean(mse):.4f} +- {sd:.4f} | "
-                  f"{statistics.mean(mae):.4f} | | | | |")  # fmt: skip
+                  f"{statistics.mean(mae):.4f} | | | | | | |")  # fmt: skip
         if "random" not in skip and args.random_cells > 0:
             rnd = random_cells(args.data, args.lookback, h, args.random_cells, seeds[0])
             doc["random"][str(h)] = rnd

@@ -290,14 +290,14 @@ def _search_progress(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
                 bar.update(cfg.search_steps * (r.trial + 1) - bar.n)  # a failed trial ends early
                 msg = f"failed ({r.reason})" if r.failed else f"val MSE {r.final_loss:.4f}"
                 bar.write(f"trial {r.trial}: {msg}", file=sys.stderr)
-        elif kind == "epoch":
+        elif kind == "retrain":
             if "search" in bars:
                 bars.pop("search").close()
-            if "retrain" not in bars:
-                bars["retrain"] = tqdm(
-                    total=cfg.retrain_epochs, desc="retrain", unit="epoch", file=sys.stderr,
-                    dynamic_ncols=True,
-                )  # fmt: skip
+            bars["retrain"] = tqdm(
+                total=ev["epochs"], desc="retrain", unit="epoch", file=sys.stderr,
+                dynamic_ncols=True,
+            )  # fmt: skip
+        elif kind == "epoch":
             bars["retrain"].update(1)
             bars["retrain"].set_postfix({"val": f"{ev['val_mse']:.4f}"})
 
@@ -316,7 +316,7 @@ _DEMO = {
     "num_trials": 2,
     "search_steps": 100,
     "warmup_steps": 30,
-    "retrain_epochs": 3,
+    "retrain_epochs": 2,
     "out": os.path.join("runs", "demo"),
 }
 

@@ -103,10 +103,10 @@ class SignalSearchConfig:
     """
 
     num_trials: int = 3
-    search_steps: int = 300
-    warmup_steps: int = 100
+    search_steps: int = 1500
+    warmup_steps: int = 500
     weight_lr: float = 1e-3
-    alpha_lr: float = 3e-3
+    alpha_lr: float = 1e-2
     max_params: int = 100_000
     input_features: int = 0
     patch_len: int = 16
@@ -128,7 +128,7 @@ class SignalSearchConfig:
     retrain_epochs: int = 10
     retrain_lr: float = 1e-3
     patience: int = 3
-    dropout: float = 0.0
+    dropout: float = 0.2
     metric: str = "inverse_loss"
     model_name: str = "nas-signal"
     eval_batch_size: int = 256
@@ -646,6 +646,8 @@ def _retrain(
     if cfg.retrain_epochs == 0 or not list(model.parameters()):
         model.eval()
         return model, history
+    if progress is not None:
+        progress({"event": "retrain", "epochs": cfg.retrain_epochs})
     opt = torch.optim.Adam(model.parameters(), lr=cfg.retrain_lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.7)
     rng = np.random.default_rng(seed)
