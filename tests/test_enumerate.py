@@ -499,3 +499,44 @@ def test_kernels_equal_brute_force_directly(seed):
     assert pf.values.tolist() == [list(k) for k, _ in front]
     assert pf.indices.tolist() == [v[0] for _, v in front]
     assert pf.counts.tolist() == [v[1] for _, v in front]
+
+
+# ------------------------------------------------------------------ hostile sizes (issue 10)
+@pytest.mark.parametrize("nodes", [8, 9, 11])
+@pytest.mark.parametrize("op", ["zero", "conv_3x3"])
+def test_single_op_spaces_at_many_nodes(nodes, op):
+    # One cell; the inner block once took every edge (2**28..2**55 zero-pattern tables
+    # under prune_dead, 1u << t past 31): now it is capped at 12 edges.
+    space = nas.SearchSpace(nodes, [nas.OpType(op)])
+    table = nas.op_feature_table(space.ops)
+    coeffs, bias = latency_coeffs(nas.hw_profile("dgx_spark"))
+    t, c, low, high, _, zero = _ref_args(space, table, coeffs, None)
+    assert _reference.enumerate_inner_edges(1, space.num_edges) == 12
+    for prune in (False, True):
+        got = top_k_cells(space, table, coeffs, 3, prune_dead=prune, bias=bias)
+        ref = _reference.enumerate_top_k(t, c, bias, low, high, nodes, zero, prune, 0, 1, 3, False)
+        assert got.indices.tolist() == [0]
+        assert torch.equal(got.scores, ref[1]) and torch.equal(got.features, ref[2])
+        cc = count_cells(space, table, {2: (None, 10**9)}, prune_dead=prune)
+        assert (cc.count, cc.distinct) == (1, 1)
+        f, s = score_cells(space, table, coeffs, bias=bias, prune_dead=prune)
+        assert torch.equal(s, ref[1])
+        assert len(pareto_front(space, table, [coeffs, 2], prune_dead=prune).indices) == 1
+
+
+def test_search_with_more_ops_than_a_fixed_array():
+    # op_features with 100 rows (the raw op takes any table): the bound's per-op
+    # scratch was a bool[64] written without a bound check.
+    rng = np.random.default_rng(5)
+    t = torch.tensor(rng.integers(0, 50, size=(100, 2)).astype(np.float64))
+    c = torch.tensor([1.0, 0.5], dtype=torch.float64)
+    low = torch.tensor([-INF, 40.0], dtype=torch.float64)
+    high = torch.tensor([INF, 60.0], dtype=torch.float64)
+    codes, s, f = nas.ops.enumerate_cells.enumerate_search_top_k(
+        t, c, 0.0, low, high, 3, 7, False, 10**6
+    )
+    idx, rs, rf = _reference.enumerate_top_k(
+        t, c, 0.0, low, high, 3, -1, False, 0, 100**3, 7, False
+    )
+    want = _reference.decode_cells(idx, 100, 3)
+    assert torch.equal(codes, want) and torch.equal(s, rs) and torch.equal(f, rf)

@@ -764,6 +764,7 @@ struct Search {
   std::map<int64_t, std::vector<int32_t>> leaf_codes;  // leaf number -> outer codes
   std::vector<double> feat, score;
   std::vector<uint8_t> canon;
+  mutable std::vector<uint8_t> fits;  // [K] scratch of promising(): op o fits a free edge
 
   Search(const Ctx& ctx, const double* l, const double* h, int64_t k, int64_t maxn)
       : c(ctx), lo(l), hi(h), max_nodes(maxn) {
@@ -798,6 +799,7 @@ struct Search {
     feat.assign(static_cast<size_t>(c.F * kTile), 0.0);
     score.assign(kTile, 0.0);
     canon.assign(kTile, 1);
+    fits.assign(c.K, 0);
   }
 
   // May a subtree with `depth` outer edges fixed (feature sums pf) hold a winner?
@@ -811,7 +813,6 @@ struct Search {
       if (pf[f] + rest * feat_max[f] + feat_margin[f] < lo[f]) return false;
     }
     if (static_cast<int64_t>(topk.heap.size()) < topk.k || rest == 0) return true;
-    bool fits[64];
     double free_best = 0.0;
     bool any = false;
     for (int o = 0; o < c.K; ++o) {
