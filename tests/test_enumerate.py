@@ -9,6 +9,7 @@ with the exhaustive kernel.
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -418,7 +419,7 @@ def test_cli_enumerate_table_and_errors(capsys):
     out = capsys.readouterr().out
     assert "rank" in out and "latency" in out and "distinct" in out
     assert main(["enumerate", "--nodes", "3", "--top-k", "0"]) == 2
-    assert "k must be a positive integer" in capsys.readouterr().err
+    assert "--top-k must be in [1, 1,000,000], got 0" in capsys.readouterr().err
     assert main(["enumerate", "--nodes", "6", "--top-k", "3", "--max-params", "50000"]) == 0
     assert "branch and bound" in capsys.readouterr().out
 
@@ -586,3 +587,102 @@ def test_top_k_every_constraint_shape_matches_reference(shape, seed):
                                              count, k, largest)  # fmt: skip
             assert torch.equal(got.indices, ref[0]), (largest, k)
             assert torch.equal(got.scores, ref[1]) and torch.equal(got.features, ref[2])
+
+
+# ------------------------------------------------------------------ budgets, interruption, sizes
+def _hopeless_search():
+    # The slowest cells under a parameter budget at 7 nodes: millions of exact ties
+    # with the best score keep the bound from cutting (see search_top_k's docstring).
+    space = nas.SearchSpace(7)
+    table = nas.op_feature_table(space.ops)
+    coeffs, bias = latency_coeffs(nas.hw_profile("dgx_spark"))
+    return space, table, coeffs, bias, {2: (None, 50_000)}
+
+
+def test_search_time_limit_and_node_budget():
+    from nas.enumerate import SearchBudgetExceeded
+
+    space, table, coeffs, bias, cons = _hopeless_search()
+    t0 = time.perf_counter()
+    with pytest.raises(SearchBudgetExceeded, match="time_limit = 0.3 s") as info:
+        search_top_k(space, table, coeffs, 10, cons, largest=True, bias=bias, time_limit=0.3)
+    assert time.perf_counter() - t0 < 5 and info.value.seconds >= 0.3
+    with pytest.raises(SearchBudgetExceeded, match="max_nodes = 2,000"):
+        search_top_k(space, table, coeffs, 10, cons, largest=True, bias=bias, max_nodes=2000)
+    with pytest.raises(ValueError, match="time_limit must be a positive number"):
+        search_top_k(space, table, coeffs, 10, cons, time_limit=0)
+    # The cancel request is cleared: the next search runs to its answer.
+    got = search_top_k(nas.SearchSpace(5), nas.op_feature_table(nas.all_ops()), coeffs, 3, cons,
+                       bias=bias, time_limit=30)  # fmt: skip
+    ref = top_k_cells(nas.SearchSpace(5), nas.op_feature_table(nas.all_ops()), coeffs, 3, cons,
+                      bias=bias)  # fmt: skip
+    assert torch.equal(got.indices, ref.indices)
+
+
+@pytest.mark.skipif(not nas.has_native(), reason="the reference is not a search")
+def test_search_stops_on_ctrl_c():
+    import _thread
+    import threading
+
+    space, table, coeffs, bias, cons = _hopeless_search()
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        search_top_k(space, table, coeffs, 10, cons, largest=True, bias=bias)
+    assert time.perf_counter() - t0 < 5  # not the minutes the search would take
+    # The search stopped and the cancel request is cleared: the next one runs.
+    assert len(search_top_k(nas.SearchSpace(5), table, coeffs, 3, cons, bias=bias).scores) == 3
+
+
+def test_cli_search_budget_one_line(capsys):
+    rc = main(["enumerate", "--nodes", "7", "--largest", "--max-params", "50000",
+               "--time-limit", "0.3"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 3
+    assert err.count("\n") == 1 and "time_limit = 0.3 s" in err and "Traceback" not in err
+    assert "--time-limit" in err
+
+
+def test_cli_count_refused_under_branch_and_bound(capsys):
+    assert main(["enumerate", "--nodes", "6", "--count", "--max-params", "50000"]) == 2
+    err = capsys.readouterr().err
+    assert "--count needs an exhaustive scan" in err
+
+
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["enumerate", "--nodes", "4", "--top-k", str(10**9)], "--top-k must be in"),
+        (["enumerate", "--nodes", "4", "--top-k", str(10**20)], "--top-k must be in"),
+        (["enumerate", "--nodes", str(10**6)], "--nodes must be in"),
+        (["enumerate", "--nodes", "6", "--time-limit", "nan"], "--time-limit must be > 0"),
+        (["space", "--nodes", "99"], "num_nodes must be <= 64"),
+        (["space", "--nodes", str(10**6)], "num_nodes must be <= 64"),
+    ],
+)
+def test_cli_sizes_refused_before_allocating(capsys, argv, msg):
+    t0 = time.perf_counter()
+    assert main(argv) == 2
+    out = capsys.readouterr()
+    assert msg in out.err and out.out == ""  # no partial output
+    assert time.perf_counter() - t0 < 2
+
+
+def test_api_sizes_and_devices():
+    space = nas.SearchSpace(3)
+    table = nas.op_feature_table(space.ops)
+    for k in (10**7, 10**20):
+        with pytest.raises(ValueError, match="is more than the 1,000,000 cells"):
+            top_k_cells(space, table, 0, k)
+        with pytest.raises(ValueError, match="is more than the 1,000,000 cells"):
+            search_top_k(space, table, 0, k)
+    with pytest.raises(ValueError, match="is not a device"):
+        top_k_cells(space, table, 0, 3, device="gpu0")
+    with pytest.raises(ValueError, match="runs on 'cpu' or 'cuda'"):
+        count_cells(space, table, device="meta")
+    if not torch.cuda.is_available():
+        for fn in (lambda d: top_k_cells(space, table, 0, 3, device=d),
+                   lambda d: score_cells(space, table, device=d)):  # fmt: skip
+            with pytest.raises(ValueError, match="'cuda' is not available"):
+                fn("cuda")

@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "enumerate_cancel.h"
 #include "enumerate_checks.h"
 
 namespace nas::enumerate {
@@ -1062,6 +1063,8 @@ struct Search {
     TORCH_CHECK(++nodes <= max_nodes,
                 "enumerate_search_top_k: the search expanded more than max_nodes = ", max_nodes,
                 " nodes; raise max_nodes, tighten the constraints, or scan a smaller space");
+    TORCH_CHECK((nodes & 4095) != 0 || !cancel_flag().load(std::memory_order_relaxed),
+                "enumerate_search_top_k: cancelled after ", nodes, " nodes");
     if (depth == c.outer) {
       const int64_t leaf = leaves++;
       const size_t before = topk.heap.size();

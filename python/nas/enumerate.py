@@ -22,6 +22,8 @@ dead, and the edges into or out of it cost nothing (a runtime skips them).
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -52,6 +54,9 @@ CoeffsLike = Sequence[float] | np.ndarray | Tensor | int
 SCAN_CHUNK = 1 << 28
 # Largest space the exhaustive ops will scan (indices are int64).
 MAX_SCAN_CELLS = 2**63 - 1
+# Most cells a top-k returns: each kept entry costs ~16 bytes per thread while the scan
+# runs and a row of every output; larger k are bulk queries (score_cells, count_cells).
+MAX_TOP_K = 10**6
 
 
 def latency_coeffs(
@@ -79,6 +84,16 @@ def latency_coeffs(
     for col, w in zip(est.columns, weights.tolist(), strict=True):
         coeffs[FEATURE_NAMES.index(col)] = w
     return coeffs, bias
+
+
+class SearchBudgetExceeded(RuntimeError):
+    """``search_top_k`` stopped at its budget (``max_nodes`` or ``time_limit``) before it
+    could prove its answer exact. ``nodes`` / ``seconds``: what it had spent."""
+
+    def __init__(self, message: str, nodes: int | None = None, seconds: float = 0.0):
+        super().__init__(message)
+        self.nodes = nodes
+        self.seconds = seconds
 
 
 @dataclass(frozen=True)
@@ -210,7 +225,36 @@ def _space_args(space: SearchSpace) -> tuple[int, int]:
 def _k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}")
+    if k > MAX_TOP_K:
+        raise ValueError(
+            f"k = {k} is more than the {MAX_TOP_K:,} cells a top-k returns; use score_cells "
+            "or count_cells for bulk queries"
+        )
     return int(k)
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """The device to run on, refused with a ValueError when this build cannot use it."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a device: {exc}") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise ValueError(f"device {device!r}: enumeration runs on 'cpu' or 'cuda'")
+    from ._native import build_info, has_native
+
+    if not torch.cuda.is_available():
+        why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+        raise ValueError(f"device {device!r} is not available: {why}")
+    if has_native() and "cuda" not in build_info()["backends"]:
+        raise ValueError(f"device {device!r}: nas._C was built without its CUDA kernels")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+        )
+    return dev
 
 
 def _pieces(start: int, count: int, progress: bool, desc: str):
@@ -234,7 +278,7 @@ def _pieces(start: int, count: int, progress: bool, desc: str):
 
 
 def _dev(t: Tensor, device: str | torch.device) -> Tensor:
-    return t.to(device)
+    return t.to(_device(device))
 
 
 # ------------------------------------------------------------------ public API
@@ -444,6 +488,65 @@ def score_histogram(
     return Histogram(hist[1:-1].clone(), edges, int(hist[0]), int(hist[-1]))
 
 
+def _run_search(fn, time_limit: float | None, max_nodes: int):
+    """Runs the native search in a worker thread (the op releases the GIL) so that
+    Ctrl-C and the time limit reach it: either sets the flag the kernel polls and
+    waits for it to stop. Returns (result, seconds) or raises."""
+    from ._native import _C
+
+    if _C is None:  # the reference is an exhaustive scan: nothing to poll
+        t0 = time.perf_counter()
+        return fn(), time.perf_counter() - t0
+    box: dict[str, object] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["out"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            box["exc"] = exc
+        finally:
+            done.set()
+
+    t0 = time.perf_counter()
+    worker = threading.Thread(target=work, name="nas-search", daemon=True)
+    timed_out = cancelled = False
+    worker.start()
+    try:
+        while not done.wait(0.05):
+            if time_limit is not None and not timed_out and time.perf_counter() - t0 > time_limit:
+                timed_out = cancelled = True
+                _C._set_enumerate_cancel(True)
+    except KeyboardInterrupt:
+        cancelled = True
+        _C._set_enumerate_cancel(True)
+        done.wait()
+        raise
+    finally:
+        if cancelled and done.is_set():
+            _C._set_enumerate_cancel(False)
+    seconds = time.perf_counter() - t0
+    exc = box.get("exc")
+    if exc is not None:
+        msg = str(exc)
+        if timed_out and "cancelled" in msg:
+            raise SearchBudgetExceeded(
+                f"branch and bound stopped at time_limit = {time_limit:g} s before it could "
+                "prove the top-k exact",
+                None,
+                seconds,
+            ) from None
+        if "max_nodes" in msg:
+            raise SearchBudgetExceeded(
+                f"branch and bound expanded max_nodes = {max_nodes:,} search nodes in "
+                f"{seconds:.1f} s before it could prove the top-k exact",
+                max_nodes,
+                seconds,
+            ) from None
+        raise exc
+    return box["out"], seconds
+
+
 def search_top_k(
     space: SearchSpace,
     op_features: np.ndarray | Tensor,
@@ -454,22 +557,39 @@ def search_top_k(
     largest: bool = False,
     bias: float = 0.0,
     max_nodes: int = 10**8,
+    time_limit: float | None = None,
 ) -> TopK:
     """Exact top-k over the whole space by branch and bound (depth-first over edge
     prefixes in index order, bounded by the prefix's cost plus the per-edge best
     remaining op cost; constraint bounds cut too). Returns exactly what
     ``top_k_cells(space, ...)`` returns, also for spaces far too large to scan
-    (indices as Python ints then). Additive scores only: no prune_dead. Raises
-    RuntimeError past ``max_nodes`` search nodes (a hopeless search never hangs)."""
+    (indices as Python ints then). Additive scores only: no prune_dead.
+
+    Budget: past ``max_nodes`` search nodes or ``time_limit`` seconds it raises
+    ``SearchBudgetExceeded`` (a RuntimeError); Ctrl-C stops it within milliseconds.
+    Queries whose best cells tie exactly with astronomically many others (e.g. the
+    slowest cells under a parameter budget at 7+ nodes) cannot be proven within any
+    practical budget: a tie of lower index could hide in every subtree the rounding
+    margin keeps open."""
     t = _table(space, op_features)
     c = _coeffs(coeffs, t.shape[1])
     low, high = _bounds(constraints, t.shape[1])
     k = _k(k)
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)) or max_nodes < 1:
         raise ValueError(f"max_nodes must be a positive integer, got {max_nodes!r}")
+    if time_limit is not None and not (
+        isinstance(time_limit, (int, float, np.number))
+        and not isinstance(time_limit, bool)
+        and time_limit > 0
+    ):
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     nodes, _ = _space_args(space)
-    codes, scores, feats = enumerate_search_top_k(
-        t, c, float(bias), low, high, nodes, k, largest, int(max_nodes)
+    (codes, scores, feats), _ = _run_search(
+        lambda: enumerate_search_top_k(
+            t, c, float(bias), low, high, nodes, k, largest, int(max_nodes)
+        ),
+        None if time_limit is None else float(time_limit),
+        int(max_nodes),
     )
     kk = space.num_ops
     indices: list[int] = []
@@ -488,6 +608,7 @@ __all__ = [
     "CellCount",
     "Histogram",
     "ParetoFront",
+    "SearchBudgetExceeded",
     "TopK",
     "count_cells",
     "latency_coeffs",
