@@ -727,3 +727,16 @@ def test_api_sizes_and_devices():
                    lambda d: score_cells(space, table, device=d)):  # fmt: skip
             with pytest.raises(ValueError, match="'cuda' is not available"):
                 fn("cuda")
+
+
+def test_readme_enumerate_example_is_what_the_command_prints(capsys):
+    import pathlib
+    import shlex
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Exhaustive enumeration") :]
+    block = section[section.index("```\n$ nas enumerate") + 4 :]
+    block = block[: block.index("```")]
+    command, want = block.split("\n", 1)
+    assert main(shlex.split(command)[2:]) == 0
+    assert capsys.readouterr().out == want
