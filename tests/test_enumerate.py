@@ -491,9 +491,12 @@ def test_non_contiguous_and_empty_ranges():
     assert not c_nc.is_contiguous()
     lo = torch.full((t.shape[1],), -INF, dtype=torch.float64)
     hi = torch.full((t.shape[1],), INF, dtype=torch.float64)
-    args = (lo, hi, space.num_nodes, -1, False, 0, space.num_cells(), 7, False)
-    a = nas.ops.enumerate_top_k(t, c, 0.0, *args)
-    b = nas.ops.enumerate_top_k(t_nc, c_nc, 0.0, *args)
+    a = nas.ops.enumerate_top_k(
+        nas.ops.CellScan(t, c, 0.0, lo, hi, space.num_nodes), 0, space.num_cells(), 7, False
+    )
+    b = nas.ops.enumerate_top_k(
+        nas.ops.CellScan(t_nc, c_nc, 0.0, lo, hi, space.num_nodes), 0, space.num_cells(), 7, False
+    )
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     # empty ranges: no rows, zero counts, an empty front
     e = top_k_cells(space, table, coeffs, 5, start=3, count=0)
@@ -574,8 +577,8 @@ def test_search_with_more_ops_than_a_fixed_array():
     c = torch.tensor([1.0, 0.5], dtype=torch.float64)
     low = torch.tensor([-INF, 40.0], dtype=torch.float64)
     high = torch.tensor([INF, 60.0], dtype=torch.float64)
-    codes, s, f = nas.ops.enumerate_cells.enumerate_search_top_k(
-        t, c, 0.0, low, high, 3, 7, False, 10**6
+    codes, s, f = nas.ops.enumerate_search_top_k(
+        nas.ops.CellScan(t, c, 0.0, low, high, 3), 7, False, 10**6
     )
     idx, rs, rf = _reference.enumerate_top_k(
         t, c, 0.0, low, high, 3, -1, False, 0, 100**3, 7, False

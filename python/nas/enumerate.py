@@ -35,6 +35,7 @@ from torch import Tensor
 from .costs import HWProfile
 from .ops import _reference
 from .ops.enumerate_cells import (
+    CellScan,
     enumerate_count,
     enumerate_pareto,
     enumerate_score_cells,
@@ -277,8 +278,26 @@ def _pieces(start: int, count: int, progress: bool, desc: str):
         yield start, 0
 
 
-def _dev(t: Tensor, device: str | torch.device) -> Tensor:
-    return t.to(_device(device))
+def _scan(
+    space: SearchSpace,
+    op_features: np.ndarray | Tensor,
+    coeffs: CoeffsLike | Sequence[CoeffsLike] | None,
+    constraints: Constraints | None = None,
+    *,
+    bias: float = 0.0,
+    prune_dead: bool = False,
+    device: str | torch.device = "cpu",
+    pareto: bool = False,
+) -> CellScan:
+    """The validated space, score and constraint set on ``device`` (pareto: coeffs is
+    the two objectives)."""
+    t = _table(space, op_features)
+    nf = t.shape[1]
+    c = _objectives(coeffs, nf) if pareto else _coeffs(coeffs, nf)  # type: ignore[arg-type]
+    low, high = _bounds(constraints, nf)
+    nodes, zero = _space_args(space)
+    dev = _device(device)
+    return CellScan(t, c, float(bias), low, high, nodes, zero, bool(prune_dead)).to(dev)
 
 
 # ------------------------------------------------------------------ public API
@@ -299,13 +318,9 @@ def score_cells(
     scores are bias + coeffs . features, all zero-coefficient when coeffs is None).
     For slices that fit in memory (count defaults to the whole space).
     """
-    t = _table(space, op_features)
-    c = _coeffs(coeffs, t.shape[1])
+    scan = _scan(space, op_features, coeffs, bias=bias, prune_dead=prune_dead, device=device)
     start, count = _range(space, start, count)
-    nodes, zero = _space_args(space)
-    return enumerate_score_cells(
-        _dev(t, device), _dev(c, device), float(bias), nodes, zero, prune_dead, start, count
-    )
+    return enumerate_score_cells(scan, start, count)
 
 
 def top_k_cells(
@@ -327,21 +342,13 @@ def top_k_cells(
     constraints, streaming over [start, start + count); ties go to the lower index.
     coeffs: [F] weights, or a column index to rank by one feature. Fewer than k rows
     come back when fewer cells qualify."""
-    t = _table(space, op_features)
-    c = _coeffs(coeffs, t.shape[1])
-    low, high = _bounds(constraints, t.shape[1])
+    scan = _scan(space, op_features, coeffs, constraints, bias=bias, prune_dead=prune_dead,
+                 device=device)  # fmt: skip
     k = _k(k)
     start, count = _range(space, start, count)
-    nodes, zero = _space_args(space)
-    args = [_dev(x, device) for x in (t, c)]
-    lh = [_dev(x, device) for x in (low, high)]
-    parts = []
-    for a, n in _pieces(start, count, progress, "top-k"):
-        parts.append(
-            enumerate_top_k(
-                args[0], args[1], float(bias), *lh, nodes, zero, prune_dead, a, n, k, largest
-            )  # fmt: skip
-        )
+    parts = [
+        enumerate_top_k(scan, a, n, k, largest) for a, n in _pieces(start, count, progress, "top-k")
+    ]
     if len(parts) == 1:
         return TopK(*parts[0])
     idx = torch.cat([p[0].cpu() for p in parts]).numpy()
@@ -378,17 +385,10 @@ def pareto_front(
     satisfying the constraints, both minimised (negate coefficients to maximise).
     Each objective is a [F] coefficient vector or a feature column, e.g.
     ``objectives=[latency_coeffs(hw)[0], 2]`` for latency vs params."""
-    t = _table(space, op_features)
-    obj = _objectives(objectives, t.shape[1])
-    low, high = _bounds(constraints, t.shape[1])
+    scan = _scan(space, op_features, objectives, constraints, prune_dead=prune_dead,
+                 device=device, pareto=True)  # fmt: skip
     start, count = _range(space, start, count)
-    nodes, zero = _space_args(space)
-    td, od = _dev(t, device), _dev(obj, device)
-    lh = [_dev(x, device) for x in (low, high)]
-    parts = [
-        enumerate_pareto(td, od, *lh, nodes, zero, prune_dead, a, n)
-        for a, n in _pieces(start, count, progress, "pareto")
-    ]
+    parts = [enumerate_pareto(scan, a, n) for a, n in _pieces(start, count, progress, "pareto")]
     if len(parts) == 1:
         return ParetoFront(*parts[0])
     a, b, i, n = _reference.pareto_merge(
@@ -408,19 +408,13 @@ def _count_scan(
     space, op_features, coeffs, bias, constraints, bins, lo, hi, start, count, prune_dead, device,
     progress,
 ):  # fmt: skip
-    t = _table(space, op_features)
-    c = _coeffs(coeffs, t.shape[1])
-    low, high = _bounds(constraints, t.shape[1])
+    scan = _scan(space, op_features, coeffs, constraints, bias=bias, prune_dead=prune_dead,
+                 device=device)  # fmt: skip
     start, count = _range(space, start, count)
-    nodes, zero = _space_args(space)
-    td, cd = _dev(t, device), _dev(c, device)
-    lh = [_dev(x, device) for x in (low, high)]
     hist = torch.zeros(bins + 2, dtype=torch.int64)
     totals = torch.zeros(2, dtype=torch.int64)
     for a, n in _pieces(start, count, progress, "count"):
-        h, tot = enumerate_count(
-            td, cd, float(bias), *lh, nodes, zero, prune_dead, a, n, bins, lo, hi
-        )
+        h, tot = enumerate_count(scan, a, n, bins, lo, hi)
         hist += h.cpu()
         totals += tot.cpu()
     return hist, totals
@@ -571,9 +565,7 @@ def search_top_k(
     slowest cells under a parameter budget at 7+ nodes) cannot be proven within any
     practical budget: a tie of lower index could hide in every subtree the rounding
     margin keeps open."""
-    t = _table(space, op_features)
-    c = _coeffs(coeffs, t.shape[1])
-    low, high = _bounds(constraints, t.shape[1])
+    scan = _scan(space, op_features, coeffs, constraints, bias=bias)
     k = _k(k)
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)) or max_nodes < 1:
         raise ValueError(f"max_nodes must be a positive integer, got {max_nodes!r}")
@@ -583,11 +575,8 @@ def search_top_k(
         and time_limit > 0
     ):
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
-    nodes, _ = _space_args(space)
     (codes, scores, feats), _ = _run_search(
-        lambda: enumerate_search_top_k(
-            t, c, float(bias), low, high, nodes, k, largest, int(max_nodes)
-        ),
+        lambda: enumerate_search_top_k(scan, k, largest, int(max_nodes)),
         None if time_limit is None else float(time_limit),
         int(max_nodes),
     )

@@ -7,6 +7,7 @@ and benchmarks compare against, lives in ``nas/ops/_reference.py``.
 from . import _reference
 from .decode_cells import decode_cells
 from .enumerate_cells import (
+    CellScan,
     enumerate_count,
     enumerate_pareto,
     enumerate_score_cells,
@@ -34,6 +35,7 @@ def native_op_names() -> tuple[str, ...]:
 
 
 __all__ = [
+    "CellScan",
     "NATIVE_OPS",
     "_reference",
     "decode_cells",
