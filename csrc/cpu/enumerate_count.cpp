@@ -16,10 +16,7 @@ inline int64_t hist_bin(double s, int64_t bins, double hmin, double hmax) {
 }
 
 template <bool HasCons, bool Hist>
-struct Counter {
-  int F = 0;
-  const double* lo = nullptr;
-  const double* hi = nullptr;
+struct Counter : Bounds {
   int64_t bins = 0;
   double hmin = 0.0, hmax = 1.0;
   int64_t count = 0, distinct = 0;
@@ -52,13 +49,7 @@ std::tuple<std::vector<int64_t>, int64_t, int64_t> run_count(const Ctx& c, int64
                                                              double hmin, double hmax) {
   using V = Counter<HasCons, Hist>;
   auto parts = parallel_scan<V>(c, start, count, [&] {
-    V v;
-    v.F = c.F;
-    v.lo = lo;
-    v.hi = hi;
-    v.bins = bins;
-    v.hmin = hmin;
-    v.hmax = hmax;
+    V v{{c.F, lo, hi}, bins, hmin, hmax};
     v.hist.assign(static_cast<size_t>(bins + 2), 0);
     return v;
   });

@@ -14,10 +14,7 @@ struct PEntry {
 // The exact non-dominated set of distinct objective pairs, kept sorted by a
 // ascending (b then strictly descending). Cells are visited in increasing index order.
 template <bool HasCons>
-struct Pareto {
-  int F = 0;
-  const double* lo = nullptr;
-  const double* hi = nullptr;
+struct Pareto : Bounds {
   std::vector<PEntry> front;
   uint8_t ok[kTile];
 
@@ -49,13 +46,7 @@ template <bool HasCons>
 std::vector<PEntry> run_pareto(const Ctx& c, int64_t start, int64_t count, const double* lo,
                                const double* hi) {
   using V = Pareto<HasCons>;
-  auto parts = parallel_scan<V>(c, start, count, [&] {
-    V v;
-    v.F = c.F;
-    v.lo = lo;
-    v.hi = hi;
-    return v;
-  });
+  auto parts = parallel_scan<V>(c, start, count, [&] { return V{{c.F, lo, hi}}; });
   std::vector<PEntry> all;
   for (auto& v : parts) all.insert(all.end(), v.front.begin(), v.front.end());
   std::sort(all.begin(), all.end(), [](const PEntry& x, const PEntry& y) {

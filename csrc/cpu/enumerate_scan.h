@@ -332,6 +332,13 @@ std::vector<Visitor> parallel_scan(const Ctx& c, int64_t start, int64_t count, M
   return out;
 }
 
+// The feature bounds a visitor checks its tiles against (constraint_tile).
+struct Bounds {
+  int F = 0;
+  const double* lo = nullptr;  // [F]
+  const double* hi = nullptr;  // [F]
+};
+
 // ---------------------------------------------------------------- running top-k
 struct Entry {
   double s;
@@ -348,11 +355,8 @@ inline bool better(const Entry& a, const Entry& b) {
 // worst kept entry. A tile is skipped after one vectorised pass unless some cell in it
 // beats the threshold strictly (a tie has a higher index than every kept entry).
 template <bool Largest, bool HasCons>
-struct TopK {
+struct TopK : Bounds {
   int64_t k = 1;
-  int F = 0;
-  const double* lo = nullptr;
-  const double* hi = nullptr;
   std::vector<Entry> heap;
   uint8_t ok[kTile];
 

@@ -34,11 +34,7 @@ struct Search {
   mutable std::vector<uint8_t> fits;  // [K] scratch of promising(): op o fits a free edge
 
   Search(const Ctx& ctx, const double* l, const double* h, int64_t k, int64_t maxn)
-      : c(ctx), lo(l), hi(h), max_nodes(maxn) {
-    topk.k = k;
-    topk.F = c.F;
-    topk.lo = l;
-    topk.hi = h;
+      : c(ctx), lo(l), hi(h), max_nodes(maxn), topk{{ctx.F, l, h}, k} {
     feat_min.assign(c.F, std::numeric_limits<double>::infinity());
     feat_max.assign(c.F, -std::numeric_limits<double>::infinity());
     feat_margin.assign(c.F, 0.0);

@@ -11,14 +11,7 @@ template <bool Largest, bool HasCons>
 std::vector<Entry> run_topk(const Ctx& c, int64_t start, int64_t count, int64_t k, const double* lo,
                             const double* hi) {
   using V = TopK<Largest, HasCons>;
-  auto parts = parallel_scan<V>(c, start, count, [&] {
-    V v;
-    v.k = k;
-    v.F = c.F;
-    v.lo = lo;
-    v.hi = hi;
-    return v;
-  });
+  auto parts = parallel_scan<V>(c, start, count, [&] { return V{{c.F, lo, hi}, k}; });
   std::vector<Entry> all;
   for (auto& v : parts) all.insert(all.end(), v.heap.begin(), v.heap.end());
   return merge_topk<Largest>(std::move(all), k);
@@ -170,22 +163,12 @@ std::vector<Entry> run_topk_sorted(const Ctx& c, int64_t start, int64_t count, i
   const int64_t end = start + count;
   const int64_t pa = (start + c.M - 1) / c.M, pb = end / c.M;
   std::vector<Entry> all;
-  auto edge = [&](int64_t b, int64_t e) {
+  auto edge = [&](int64_t b, int64_t e) {  // fewer than M cells: one tiled chunk
     if (b >= e) return;
-    if (c.need.empty()) {
-      TopK<Largest, false> v;
-      v.k = k;
-      scan_range(c, b, e, v);
-      all.insert(all.end(), v.heap.begin(), v.heap.end());
-    } else {
-      TopK<Largest, true> v;
-      v.k = k;
-      v.F = c.F;
-      v.lo = lo;
-      v.hi = hi;
-      scan_range(c, b, e, v);
-      all.insert(all.end(), v.heap.begin(), v.heap.end());
-    }
+    const std::vector<Entry> part = c.need.empty()
+                                        ? run_topk<Largest, false>(c, b, e - b, k, lo, hi)
+                                        : run_topk<Largest, true>(c, b, e - b, k, lo, hi);
+    all.insert(all.end(), part.begin(), part.end());
   };
   if (pa >= pb) {
     edge(start, end);
@@ -196,8 +179,7 @@ std::vector<Entry> run_topk_sorted(const Ctx& c, int64_t start, int64_t count, i
   const SortedInner<Largest> s(c);
   std::mutex mu;
   at::parallel_for(pa, pb, std::max<int64_t>(1, kGrain / c.M), [&](int64_t b, int64_t e) {
-    TopK<Largest, false> v;
-    v.k = k;
+    TopK<Largest, false> v{{c.F, lo, hi}, k};
     scan_sorted<Largest>(c, s, b, e, lo, hi, v);
     std::lock_guard<std::mutex> lock(mu);
     all.insert(all.end(), v.heap.begin(), v.heap.end());
