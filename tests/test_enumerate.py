@@ -701,6 +701,8 @@ def test_cli_count_refused_under_branch_and_bound(capsys):
         (["enumerate", "--nodes", "4", "--top-k", str(10**20)], "--top-k must be in"),
         (["enumerate", "--nodes", str(10**6)], "--nodes must be in"),
         (["enumerate", "--nodes", "6", "--time-limit", "nan"], "--time-limit must be > 0"),
+        (["enumerate", "--nodes", "3", "--max-params", "inf", "--json"], "must be a finite"),
+        (["enumerate", "--nodes", "3", "--min-params=-inf"], "--min-params must be a finite"),
         (["space", "--nodes", "99"], "num_nodes must be <= 64"),
         (["space", "--nodes", str(10**6)], "num_nodes must be <= 64"),
     ],
@@ -721,6 +723,10 @@ def test_api_sizes_and_devices():
             top_k_cells(space, table, 0, k)
         with pytest.raises(ValueError, match="is more than the 1,000,000 cells"):
             search_top_k(space, table, 0, k)
+    with pytest.raises(ValueError, match="more than score_cells materialises at once"):
+        score_cells(nas.SearchSpace(5), nas.op_feature_table(nas.all_ops()))
+    with pytest.raises(ValueError, match="bins = 1000000000000 is more than 1,000,000"):
+        score_histogram(space, table, 0, bins=10**12)
     with pytest.raises(ValueError, match="is not a device"):
         top_k_cells(space, table, 0, 3, device="gpu0")
     with pytest.raises(ValueError, match="runs on 'cpu' or 'cuda'"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 
@@ -109,6 +110,10 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-search-nodes must be >= 1, got {args.max_search_nodes}")
     if not args.time_limit > 0:  # also refuses nan
         raise ValueError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    for flag in ("max_flops", "max_bytes", "max_params", "min_params"):
+        v = getattr(args, flag)
+        if v is not None and not math.isfinite(v):  # JSON output stays strict
+            raise ValueError(f"--{flag.replace('_', '-')} must be a finite number, got {v}")
     space = SearchSpace(args.nodes, parse_ops(args.ops))
     if not space.ops:
         raise ValueError("--ops names no ops")

@@ -58,6 +58,10 @@ MAX_SCAN_CELLS = 2**63 - 1
 # Most cells a top-k returns: each kept entry costs ~16 bytes per thread while the scan
 # runs and a row of every output; larger k are bulk queries (score_cells, count_cells).
 MAX_TOP_K = 10**6
+# Most cells score_cells materialises in one call ([count, F + 1] float64: 2 GiB at F = 3)
+# and most histogram bins; past them a request is refused before anything is allocated.
+MAX_SCORE_CELLS = 2**26
+MAX_BINS = 10**6
 
 
 def latency_coeffs(
@@ -320,6 +324,12 @@ def score_cells(
     """
     scan = _scan(space, op_features, coeffs, bias=bias, prune_dead=prune_dead, device=device)
     start, count = _range(space, start, count)
+    if count > MAX_SCORE_CELLS:
+        raise ValueError(
+            f"count = {count} cells is more than score_cells materialises at once "
+            f"({MAX_SCORE_CELLS:,}); pass start/count slices, or use top_k_cells, count_cells "
+            "or score_histogram, which stream"
+        )
     return enumerate_score_cells(scan, start, count)
 
 
@@ -460,6 +470,8 @@ def score_histogram(
     found by two top-1 scans; the last bin then closes on the max)."""
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    if bins > MAX_BINS:
+        raise ValueError(f"bins = {bins} is more than {MAX_BINS:,}")
     if range is None:
         kw = dict(bias=bias, start=start, count=count, prune_dead=prune_dead, device=device)
         lo_r = top_k_cells(space, op_features, coeffs, 1, constraints, **kw)
