@@ -749,3 +749,27 @@ def test_readme_enumerate_example_is_what_the_command_prints(capsys):
     command, want = block.split("\n", 1)
     assert main(shlex.split(command)[2:]) == 0
     assert capsys.readouterr().out == want
+
+
+@pytest.mark.skipif(not nas.has_native(), reason="the reference is not a search")
+def test_cli_ctrl_c_stops_branch_and_bound():
+    import signal
+    import subprocess
+    import sys
+
+    child = (
+        "import sys, nas.enumerate; from nas.cli import main; "
+        "print('ready', file=sys.stderr, flush=True); "
+        "sys.exit(main())"
+    )
+    cmd = [sys.executable, "-c", child,
+           "enumerate", "--nodes", "7", "--largest", "--max-params", "50000"]  # fmt: skip
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stderr.readline() == "ready\n"  # imports done: the search starts at once
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert time.perf_counter() - t0 < 5
+    assert p.returncode == 130 and err.strip().endswith("nas enumerate: interrupted")
+    assert "Traceback" not in err
