@@ -17,7 +17,7 @@ TORCH_LIBRARY(nas, m) {
       "mixed_op_backward(Tensor grad, Tensor x, Tensor alpha, int[] op_codes, "
       "Tensor[] param_outputs) -> (Tensor, Tensor, Tensor[])");
   // Exhaustive scans of a cell search space (nas/enumerate.py; kernels in
-  // csrc/cpu/enumerate_cells.cpp, csrc/cuda/enumerate_cells.cu). op_features:
+  // csrc/cpu/enumerate_<op>.cpp, csrc/cuda/enumerate_cells.cu). op_features:
   // [num_ops, F] float64 per-op features; a cell's features are their sums over its
   // edges, its score bias + coeffs . features; low/high: [F] inclusive bounds
   // (+-inf for none); zero_op: code of the zero op or -1; cells [start, start+count).

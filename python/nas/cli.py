@@ -4,6 +4,7 @@ in ``_build_parser``; ``--json`` prints one JSON document instead of a table."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -93,9 +94,29 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_enumerate(args: argparse.Namespace) -> int:
     from .costs import FEATURE_NAMES, hw_profile, op_feature_table
-    from .enumerate import count_cells, latency_coeffs, search_top_k, top_k_cells
+    from .enumerate import (
+        MAX_TOP_K,
+        SearchBudgetExceeded,
+        count_cells,
+        latency_coeffs,
+        search_top_k,
+        top_k_cells,
+    )
     from .space import SearchSpace, parse_ops
 
+    # Sizes first, before anything is built from them.
+    if not 2 <= args.nodes <= 11:
+        raise ValueError(f"--nodes must be in [2, 11] for enumeration, got {args.nodes}")
+    if not 1 <= args.top_k <= MAX_TOP_K:
+        raise ValueError(f"--top-k must be in [1, {MAX_TOP_K:,}], got {args.top_k}")
+    if args.max_search_nodes < 1:
+        raise ValueError(f"--max-search-nodes must be >= 1, got {args.max_search_nodes}")
+    if not args.time_limit > 0:  # also refuses nan
+        raise ValueError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    for flag in ("max_flops", "max_bytes", "max_params", "min_params"):
+        v = getattr(args, flag)
+        if v is not None and not math.isfinite(v):  # JSON output stays strict
+            raise ValueError(f"--{flag.replace('_', '-')} must be a finite number, got {v}")
     space = SearchSpace(args.nodes, parse_ops(args.ops))
     if not space.ops:
         raise ValueError("--ops names no ops")
@@ -110,12 +131,27 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         cons[2] = (args.min_params, cons.get(2, (None, None))[1])
     # Spaces past 2**40 cells (6+ nodes) use the exact branch-and-bound search.
     use_search = space.num_cells() > 2**40
-    if use_search and args.prune_dead:
-        raise ValueError(
-            f"--prune-dead needs an exhaustive scan; {space.num_cells():.3e} cells is too many"
-        )
+    for flag, on in (("--prune-dead", args.prune_dead), ("--count", args.count)):
+        if use_search and on:
+            raise ValueError(
+                f"{flag} needs an exhaustive scan; {space.num_cells():.3e} cells is too many "
+                "(spaces up to 2**40 cells are scanned; larger ones use branch and bound)"
+            )
     if use_search:
-        res = search_top_k(space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias)
+        try:
+            res = search_top_k(
+                space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias,
+                max_nodes=args.max_search_nodes, time_limit=args.time_limit,
+            )  # fmt: skip
+        except SearchBudgetExceeded as exc:
+            print(f"nas enumerate: {exc} ({exc.seconds:.1f} s); many cells tie with the best "
+                  "ones, so the bound cannot cut them: raise --time-limit or "
+                  "--max-search-nodes, tighten the constraints, or use fewer nodes",
+                  file=sys.stderr)  # fmt: skip
+            return 3
+        except KeyboardInterrupt:
+            print("nas enumerate: interrupted", file=sys.stderr)
+            return 130
         method = "branch and bound"
     else:
         res = top_k_cells(
@@ -429,6 +465,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--largest", action="store_true", help="slowest cells instead of fastest")
     p.add_argument("--prune-dead", action="store_true", help="dead nodes' edges cost nothing")
     p.add_argument("--count", action="store_true", help="also count the qualifying cells")
+    p.add_argument("--time-limit", type=float, default=60.0,
+                   help="seconds branch and bound (6+ nodes) may take (default 60)")  # fmt: skip
+    p.add_argument("--max-search-nodes", type=int, default=10**8,
+                   help="search nodes branch and bound may expand (default 1e8)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_enumerate)
 

@@ -157,12 +157,19 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
+# Beyond this a space has no use (64 nodes: 2016 edges, 8**2016 cells) and its edge
+# list and cell count outgrow memory and Python's int printing (4300 digits).
+MAX_SPACE_NODES = 64
+
+
 class SearchSpace:
     """Every cell on ``num_nodes`` nodes whose edges (i, j), i < j, each carry one of
     ``ops``. ``num_cells() == len(ops) ** num_edges``, an exact int."""
 
     def __init__(self, num_nodes: int, ops: str | Sequence[OpType | str] | None = None) -> None:
         self.num_nodes = _check_int("num_nodes", num_nodes, 0)
+        if self.num_nodes > MAX_SPACE_NODES:
+            raise ValueError(f"num_nodes must be <= {MAX_SPACE_NODES}, got {self.num_nodes}")
         # a str is an op spec ("conv_3x3,zero", "all", "signal"), never a list of letters
         self.ops: list[OpType] = parse_ops(ops)
         if len(set(self.ops)) != len(self.ops):

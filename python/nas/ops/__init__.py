@@ -8,6 +8,7 @@ from .._native import register_reference
 from . import _reference
 from .decode_cells import decode_cells
 from .enumerate_cells import (
+    CellScan,
     enumerate_count,
     enumerate_pareto,
     enumerate_score_cells,
@@ -43,6 +44,7 @@ def native_op_names() -> tuple[str, ...]:
 
 
 __all__ = [
+    "CellScan",
     "NATIVE_OPS",
     "_reference",
     "decode_cells",

@@ -203,17 +203,16 @@ def mixed_op(
 # tables (FLOPs, bytes, params) the feature sums are exact whatever the order.
 
 _INNER_CELLS_MAX = 4096
+_INNER_EDGES_MAX = 12
 _MAX_NODES = 11
 _CHUNK = 1 << 20
 
 
 def enumerate_inner_edges(num_ops: int, num_edges: int) -> int:
     """m, the number of trailing edges in the inner block: the largest m <= num_edges
-    with num_ops ** m <= 4096 (all edges when num_ops == 1)."""
-    if num_ops <= 1:
-        return num_edges
+    with num_ops ** m <= 4096 and m <= 12 (the cap binds only for a one-op space)."""
     m, cells = 0, 1
-    while m < num_edges and cells * num_ops <= _INNER_CELLS_MAX:
+    while m < num_edges and m < _INNER_EDGES_MAX and cells * num_ops <= _INNER_CELLS_MAX:
         cells *= num_ops
         m += 1
     return m
