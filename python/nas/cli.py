@@ -328,7 +328,7 @@ _CFG_FIELDS = (
     "num_trials", "search_steps", "retrain_epochs", "lookback", "horizon_len", "seed",
     "max_params", "hidden_dim", "num_layers", "patch_len", "stride", "batch_size",
     "order", "discretize_rule", "latency_weight", "latency_estimator", "metric",
-    "device", "patience", "dropout", "threads", "warmup_steps",
+    "device", "patience", "dropout", "threads", "warmup_steps", "parallel",
 )  # fmt: skip
 _DATA_FIELDS = ("data", "columns", "split", "nodes", "ops")
 RUN_FILE = "run.json"
@@ -411,6 +411,25 @@ def _load_run_args(args: argparse.Namespace) -> None:
     args.out = args.resume
 
 
+def _init_distributed(args: argparse.Namespace) -> int:
+    """Under torchrun (WORLD_SIZE > 1): join the process group (gloo on CPU, nccl on
+    CUDA, each process on cuda:LOCAL_RANK) and return this process's rank; else 0."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        device = getattr(args, "device", None) or "cpu"
+        if device.startswith("cuda"):
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            args.device = f"cuda:{local}"
+            dist.init_process_group("nccl")
+        else:
+            dist.init_process_group("gloo")
+    return dist.get_rank()
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     from .report import write_report
     from .search import run_signal_nas
@@ -420,8 +439,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
         _load_run_args(args)
     else:
         _apply_demo(args)
+    rank = _init_distributed(args)
+    if rank:  # under torchrun only rank 0 shows progress and writes the run's files
+        args.quiet = True
     cfg, data = _config_and_data(args)
-    if not resume:  # what --resume needs to rebuild this run
+    if not resume and rank == 0:  # what --resume needs to rebuild this run
         options = {k: getattr(args, k, None) for k in _CFG_FIELDS + _DATA_FIELDS}
         options["data"] = os.path.abspath(args.data)
         write_json_atomic(os.path.join(args.out, RUN_FILE), {"nas_run": 1, "options": options})
@@ -435,6 +457,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         return 1
     finally:
         close()
+    if rank:
+        return 0
     paths = out.save(args.out)
     paths.update({k: v for k, v in write_report(out, data, args.out).items()})
     doc = out.to_dict()
@@ -530,6 +554,7 @@ def _add_run_options(p: argparse.ArgumentParser, search: bool) -> None:
             ("--latency-weight", float, "latency_weight", "weight of the latency penalty"),
             ("--latency", str, "latency_estimator", "hardware profile or calibration.json"),
             ("--metric", str, "metric", "trial metric: inverse_loss or sharpe"),
+            ("--parallel", str, "parallel", "under torchrun: data (split batches) or trials"),
         ]
     for flag, kind, field_name, text in options:
         default = getattr(d, field_name)
@@ -694,6 +719,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # bad input: one clear line, no traceback
         print(f"nas {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _leave_distributed()
+
+
+def _leave_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ._io import atomic_path, write_json_atomic
 from .costs import hw_profile, op_params_1d
-from .darts import DARTSOptimizer
+from .darts import DARTSOptimizer, _grads
 from .data import SignalDataProvider
 from .discretize import RULES, discretize
 from .gguf_io import ExportConfig, export_gguf, load_nas_arch_from_gguf, load_tensors
@@ -57,6 +57,7 @@ from .space import (
 )
 
 METRICS: tuple[str, ...] = ("inverse_loss", "sharpe")
+PARALLEL: tuple[str, ...] = ("data", "trials")
 SCHEMA_VERSION = 1
 RESULT_VERSION = 1
 
@@ -106,7 +107,10 @@ class SignalSearchConfig:
     ("inverse_loss": 1 / (1 + final_loss), the seed's; "sharpe": the Sharpe ratio of
     trading the sign of the first forecast step on the validation windows),
     model_name, eval_batch_size, val_batches (validation draws for providers without
-    ``batches``), retrain_steps (steps per retraining epoch for such providers).
+    ``batches``), retrain_steps (steps per retraining epoch for such providers),
+    parallel (under torch.distributed, e.g. torchrun: "data" splits every batch over
+    the processes and averages gradients, alpha's included; "trials" gives each
+    process its own trials; one process: no effect).
     """
 
     num_trials: int = 3
@@ -142,6 +146,7 @@ class SignalSearchConfig:
     val_batches: int = 20
     retrain_steps: int = 200
     threads: int | None = None
+    parallel: str = "data"
 
     def validate(self) -> None:
         """ValueError naming the first invalid field."""
@@ -202,6 +207,10 @@ class SignalSearchConfig:
         d = self.dropout
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
             raise ValueError(f"dropout must be in [0, 1), got {d!r}")
+        if self.parallel not in PARALLEL:
+            raise ValueError(
+                f"parallel must be one of {', '.join(PARALLEL)}, got {self.parallel!r}"
+            )
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if self.search_space is not None and not isinstance(self.search_space, SearchSpace):
@@ -426,6 +435,30 @@ def _sharpe_metric(
 # --------------------------------------------------------------------------------------
 
 
+def _dist() -> tuple[int, int]:
+    """(rank, world size) under torch.distributed, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _allreduce_mean(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The mean of each tensor over the processes (one all_reduce for all of them)."""
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world
+    out, i = [], 0
+    for t in tensors:
+        out.append(flat[i : i + t.numel()].reshape(t.shape).to(t.dtype))
+        i += t.numel()
+    return out
+
+
 def _trial_seed(seed: int, trial: int) -> int:
     return int(np.random.SeedSequence([seed, trial]).generate_state(1, np.uint32)[0])
 
@@ -536,6 +569,10 @@ def _run_trial(
         alpha_optimizer=cfg.alpha_optimizer,
         weight_optimizer=cfg.weight_optimizer,
     )
+    rank, world = _dist()
+    shard = world > 1 and cfg.parallel == "data"
+    if shard:  # every process draws the same global batch and takes its rows
+        opt.reduce = _allreduce_mean
     history: list[dict[str, Any]] = []
     every = max(1, cfg.search_steps // 50)
     warmup = min(cfg.warmup_steps, cfg.search_steps // 2)
@@ -572,6 +609,8 @@ def _run_trial(
         for step in range(first, cfg.search_steps + 1):
             tx, ty = data.train_batch()
             vx, vy = data.val_batch()
+            if shard:
+                tx, ty, vx, vy = (v[rank::world] for v in (tx, ty, vx, vy))
             dev = cfg.device
             try:
                 if step <= warmup:
@@ -632,15 +671,14 @@ def _run_trial(
 def _weight_step(opt: DARTSOptimizer, x: torch.Tensor, y: torch.Tensor) -> float:
     """A warm-up step: the weights on the training loss, alpha untouched."""
     assert opt.weight_optimizer is not None
-    opt.weight_optimizer.zero_grad(set_to_none=True)
     loss = opt.loss(opt.model(x), y)
-    value = float(loss.detach())
+    (shown,) = opt._reduced([loss.detach()])
+    value = float(shown)
     if not math.isfinite(value):
         return value  # refused: the caller records the divergence
-    loss.backward()
+    for p, g in zip(opt.weights, opt._reduced(_grads(loss, opt.weights)), strict=True):
+        p.grad = g
     opt.weight_optimizer.step()
-    for a in opt.alphas:
-        a.grad = None
     return value
 
 
@@ -689,11 +727,17 @@ class _Checkpointer:
     """``folder/checkpoint.pt``: the finished trials and, inside a trial, the state
     after its last checkpointed step; replaced atomically on every save."""
 
-    def __init__(self, folder: str | os.PathLike[str], every: int, cfg: SignalSearchConfig):
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        every: int,
+        cfg: SignalSearchConfig,
+        name: str = CHECKPOINT_FILE,
+    ):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"checkpoint_every must be a positive integer, got {every!r}")
         os.makedirs(folder, exist_ok=True)
-        self.path = os.path.join(os.fspath(folder), CHECKPOINT_FILE)
+        self.path = os.path.join(os.fspath(folder), name)
         self.every = every
         self.key = _config_key(cfg)
         self.results: list[dict[str, Any]] = []
@@ -971,28 +1015,43 @@ def run_signal_nas(
     budget = _cell_budget(cfg, features)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    rank, world = _dist()
+    if world > 1 and cfg.parallel == "data" and cfg.order == 2:
+        raise ValueError("order 2 is not data-parallel; use parallel='trials' (--parallel trials)")
+    if world > 1 and cfg.parallel == "data" and cfg.batch_size % world:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} must split evenly over the {world} processes"
+        )
+    mine = [t for t in range(cfg.num_trials) if cfg.parallel == "data" or t % world == rank]
     ckpt = None
-    results: list[SignalSearchResult] = []
+    done: dict[int, SignalSearchResult] = {}
     start: Mapping[str, Any] | None = None
     if checkpoint is not None:
-        ckpt = _Checkpointer(checkpoint, checkpoint_every, cfg)
+        name = CHECKPOINT_FILE if world == 1 else f"checkpoint.rank{rank}-of-{world}.pt"
+        ckpt = _Checkpointer(checkpoint, checkpoint_every, cfg, name)
         state = ckpt.load() if resume else None
         if state is not None:
-            results = [_result_from_state(r) for r in state["results"]]
+            done = {r.trial: r for r in map(_result_from_state, state["results"])}
             start = state["current"]
             t0 -= float(state["search_seconds"])
-            for r in results:  # let a progress display catch up
+            for r in done.values():  # let a progress display catch up
                 if progress is not None:
                     progress({"event": "trial", "trial": r.trial, "result": r})
-    for t in range(len(results), cfg.num_trials):
-        results.append(
-            _run_trial(
-                cfg, data, t, _trial_seed(cfg.seed, t), features, budget, progress, ckpt, start
-            )  # fmt: skip
-        )
-        start = None
+    for t in mine:
+        if t in done:
+            continue
+        here = start if start is not None and start["trial"] == t else None
+        done[t] = _run_trial(cfg, data, t, _trial_seed(cfg.seed, t), features, budget,
+                             progress, ckpt, here)  # fmt: skip
         if ckpt is not None:
-            ckpt.save_results(results, time.perf_counter() - t0)
+            ckpt.save_results([done[k] for k in sorted(done)], time.perf_counter() - t0)
+    results = [done[k] for k in sorted(done)]
+    if world > 1 and cfg.parallel == "trials":  # every process gets every trial
+        import torch.distributed as dist
+
+        parts: list[Any] = [None] * world
+        dist.all_gather_object(parts, [_result_to_state(r) for r in results])
+        results = sorted((_result_from_state(d) for p in parts for d in p), key=lambda r: r.trial)
     timings["search_s"] = time.perf_counter() - t0
     ok = [r for r in results if not r.failed]
     if not ok:
