@@ -90,3 +90,51 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
 def test_help_has_an_example():
     r = _nas("search", "--help")
     assert r.returncode == 0 and "nas search --demo" in r.stdout
+
+
+def test_search_writes_pictures_report_and_checkpoint(tmp_path):
+    data = _csv(tmp_path / "s.csv")
+    out = tmp_path / "run"
+    r = _nas("search", "--data", data, "--out", str(out), *SMALL)
+    assert r.returncode == 0, r.stderr
+    for name in ("cell.png", "alphas.png", "losses.png", "forecast.png", "report.html",
+                 "checkpoint.pt", "run.json"):  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_train_a_given_cell(tmp_path):
+    data = _csv(tmp_path / "s.csv")
+    out = tmp_path / "cell"
+    small = ["--lookback", "24", "--horizon", "6", "--patch-len", "8", "--stride", "4",
+             "--hidden", "8", "--retrain-epochs", "2", "--batch-size", "8", "--quiet"]  # fmt: skip
+    r = _nas("train", "--cell", "0->1:max_pool_3x3, 1->2:skip_connect", "--data", data,
+             "--out", str(out), *small, "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["cell_text"] == "0->1:max_pool_3x3,1->2:skip_connect"
+    assert doc["trials"] == [] and doc["test_windows"] > 0
+    model = nas.load_model(str(out / "model.gguf"))
+    assert nas.format_cell(model.backbone.cell) == doc["cell_text"]
+    assert (out / "report.html").exists() and not (out / "alphas.png").exists()
+    bad = _nas("train", "--cell", "0->1:conv_9x9", "--data", data, "--out", str(out))
+    assert bad.returncode == 2 and "unknown op 'conv_9x9'" in bad.stderr
+    bad = _nas("train", "--cell", "1->1:zero", "--data", data, "--out", str(out))
+    assert bad.returncode == 2 and "src >= dst" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "text, nodes, expect",
+    [
+        ("0->1:conv_3x3,0->2:skip_connect,1->2:avg_pool_3x3", None, 3),
+        (" 0->3:zero ", None, 4),
+        ("(none)", 4, 4),
+        ("Cell(3 nodes: 0->1:conv_3x3, 1->2:zero)", None, 3),
+    ],
+)
+def test_cells_print_and_parse_in_one_form(text, nodes, expect):
+    cell = nas.parse_cell(text, nodes)
+    assert cell.num_nodes == expect
+    again = nas.parse_cell(nas.format_cell(cell), cell.num_nodes)
+    assert nas.format_cell(again) == nas.format_cell(cell)
+    with pytest.raises(ValueError, match="is not SRC->DST:OP"):
+        nas.parse_cell("0-1:conv_3x3")

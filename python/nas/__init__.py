@@ -66,7 +66,6 @@ from .search import (
     TrainedCell,
     evaluate,
     export_signal_model,
-    format_cell,
     load_model,
     run_signal_nas,
     sharpe_ratio,
@@ -83,7 +82,9 @@ from .space import (
     as_op,
     default_signal_ops,
     default_signal_search_space,
+    format_cell,
     make_cell,
+    parse_cell,
     parse_ops,
 )
 
@@ -160,6 +161,7 @@ __all__ = [
     "op_feature_table",
     "op_params_1d",
     "pareto_front",
+    "parse_cell",
     "parse_ops",
     "r_squared",
     "run_calibration",

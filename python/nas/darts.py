@@ -352,6 +352,10 @@ class DARTSOptimizer:
         if not callable(self.loss):
             raise ValueError(f"loss must be callable, got {loss!r}")
         self.order = order
+        # Data-parallel search: a hook that averages gradients (and loss values) over
+        # the processes, applied before any check or update so every process decides
+        # alike (nas.search sets it under torch.distributed; None: one process).
+        self.reduce: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None
         self.alphas = list(model.arch_parameters())
         self.weights = list(model.weight_parameters())
         if not self.alphas:
@@ -417,9 +421,10 @@ class DARTSOptimizer:
 
         # inner: the weights, on the training loss (checked before anything changes)
         train_loss = self._loss(train_x, train_y)
-        _check_finite([train_loss], "training loss", "weights and alpha were left unchanged")
+        (shown_train,) = self._reduced([train_loss.detach()])
+        _check_finite([shown_train], "training loss", "weights and alpha were left unchanged")
         if self.weight_optimizer is not None:
-            g_w = _grads(train_loss, self.weights)
+            g_w = self._reduced(_grads(train_loss, self.weights))
             _check_finite(g_w, "weight gradient", "weights and alpha were left unchanged")
             opt_state = copy.deepcopy(self.weight_optimizer.state_dict())
             old_grads = [p.grad for p in self.weights]
@@ -431,14 +436,15 @@ class DARTSOptimizer:
         try:
             val_loss = self._loss(val_x, val_y)
             how = "the weight step was undone; alpha was left unchanged"
-            _check_finite([val_loss], "validation loss", how)
+            (shown_val,) = self._reduced([val_loss.detach()])
+            _check_finite([shown_val], "validation loss", how)
             if second:
                 gs = _grads(val_loss, self.alphas + self.weights)
                 d_alpha, v = gs[: len(self.alphas)], gs[len(self.alphas) :]
                 hv = self._hessian_vector(v, w_old, train_x, train_y)
                 d_alpha = [g - self.weight_lr * h for g, h in zip(d_alpha, hv, strict=True)]
             else:
-                d_alpha = _grads(val_loss, self.alphas)
+                d_alpha = self._reduced(_grads(val_loss, self.alphas))
             _check_finite(d_alpha, "alpha gradient", how)
         except BaseException:
             if self.weight_optimizer is not None:
@@ -451,7 +457,10 @@ class DARTSOptimizer:
         for a, g in zip(self.alphas, d_alpha, strict=True):
             a.grad = g
         self.alpha_optimizer.step()
-        return DARTSStepResult(float(train_loss.detach()), float(val_loss.detach()))
+        return DARTSStepResult(float(shown_train), float(shown_val))
+
+    def _reduced(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        return tensors if self.reduce is None else self.reduce(tensors)
 
     def _hessian_vector(
         self,

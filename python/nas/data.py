@@ -283,6 +283,27 @@ class WindowedSeries:
             self._perm[split] = np.empty(0, dtype=np.int64)
             self._pos[split] = 0
 
+    def state_dict(self) -> dict[str, object]:
+        """The batch order of train_batch()/val_batch() (generators, current pass and
+        position), for checkpoints: load_state_dict() continues it exactly."""
+        return {
+            split: {
+                "rng": self._gen[split].bit_generator.state,
+                "perm": torch.from_numpy(self._perm[split].copy()),
+                "pos": self._pos[split],
+            }
+            for split in ("train", "val")
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        for split in ("train", "val"):
+            part = state[split]  # type: ignore[index]
+            gen = np.random.default_rng()
+            gen.bit_generator.state = part["rng"]
+            self._gen[split] = gen
+            self._perm[split] = part["perm"].numpy().astype(np.int64)
+            self._pos[split] = int(part["pos"])
+
     def _draw(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.num_windows(split)
         b = min(self.batch_size, n)

@@ -202,12 +202,14 @@ def write_report(out: Any, data: Any, folder: str | os.PathLike[str]) -> dict[st
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     doc = out.to_dict()
-    space = out.config.space()
+    best = getattr(out, "best", None)  # None for `nas train` (a TrainedCell)
     files = {k: os.path.join(folder, f"{k}.png") for k in ("cell", "alphas", "losses")}
-    plot_cell(out.arch.cell, files["cell"], f"found cell: {doc['cell_text']}")
-    if out.best.history:
-        plot_alphas(out.best.history, space.edges, space.ops, files["alphas"],
-                    f"softmax(alpha) per edge, trial {out.best.trial}")  # fmt: skip
+    what = "found cell" if best is not None else "cell"
+    plot_cell(out.arch.cell, files["cell"], f"{what}: {doc['cell_text']}")
+    if best is not None and best.history:
+        space = out.config.space()
+        plot_alphas(best.history, space.edges, space.ops, files["alphas"],
+                    f"softmax(alpha) per edge, trial {best.trial}")  # fmt: skip
     else:
         files.pop("alphas")
     plot_losses(doc["trials"], doc["retrain_history"], files["losses"])
@@ -227,6 +229,17 @@ def write_report(out: Any, data: Any, folder: str | os.PathLike[str]) -> dict[st
         else "no test split"
     )
     src = html.escape(str((doc.get("data") or {}).get("source", "")))
+    tm = doc["timings"]
+    timing = (f"search {tm['search_s']:.1f} s, " if "search_s" in tm else "") + (
+        f"training {tm['retrain_s']:.1f} s"
+    )
+    trials = (
+        "<h2>Trials</h2>\n<table><tr><th>trial</th><th>seed</th><th>final loss (val MSE)"
+        "</th><th>metric</th><th>discretized cell</th><th>status</th><th>seconds</th></tr>"
+        f"{rows}</table>"
+        if rows
+        else ""
+    )
     body = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>nas search report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
@@ -237,10 +250,8 @@ img{{max-width:100%}}figure{{margin:1.5em 0}}figcaption{{color:#555;font-size:90
 <p>data: <code>{src}</code><br>
 cell: <code>{html.escape(doc["cell_text"])}</code> ({out.arch.cell.num_nodes} nodes),
 {doc["params"]:,} parameters<br>{test}<br>
-search {doc["timings"]["search_s"]:.1f} s, retraining {doc["timings"]["retrain_s"]:.1f} s</p>
-<h2>Trials</h2>
-<table><tr><th>trial</th><th>seed</th><th>final loss (val MSE)</th><th>metric</th>
-<th>discretized cell</th><th>status</th><th>seconds</th></tr>{rows}</table>
+{timing}</p>
+{trials}
 {"".join(_img(p, k) for k, p in files.items())}
 </body></html>
 """

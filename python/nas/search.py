@@ -32,9 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._io import write_json_atomic
+from ._io import atomic_path, write_json_atomic
 from .costs import hw_profile, op_params_1d
-from .darts import DARTSOptimizer
+from .darts import DARTSOptimizer, _grads
 from .data import SignalDataProvider
 from .discretize import RULES, discretize
 from .gguf_io import ExportConfig, export_gguf, load_nas_arch_from_gguf, load_tensors
@@ -47,9 +47,17 @@ from .signal import (
     model_tensors,
     num_patches,
 )
-from .space import Cell, DiscretizedArch, OpType, SearchSpace, default_signal_search_space
+from .space import (
+    Cell,
+    DiscretizedArch,
+    Edge,
+    SearchSpace,
+    default_signal_search_space,
+    format_cell,
+)
 
 METRICS: tuple[str, ...] = ("inverse_loss", "sharpe")
+PARALLEL: tuple[str, ...] = ("data", "trials")
 SCHEMA_VERSION = 1
 RESULT_VERSION = 1
 
@@ -99,7 +107,10 @@ class SignalSearchConfig:
     ("inverse_loss": 1 / (1 + final_loss), the seed's; "sharpe": the Sharpe ratio of
     trading the sign of the first forecast step on the validation windows),
     model_name, eval_batch_size, val_batches (validation draws for providers without
-    ``batches``), retrain_steps (steps per retraining epoch for such providers).
+    ``batches``), retrain_steps (steps per retraining epoch for such providers),
+    parallel (under torch.distributed, e.g. torchrun: "data" splits every batch over
+    the processes and averages gradients, alpha's included; "trials" gives each
+    process its own trials; one process: no effect).
     """
 
     num_trials: int = 3
@@ -135,6 +146,7 @@ class SignalSearchConfig:
     val_batches: int = 20
     retrain_steps: int = 200
     threads: int | None = None
+    parallel: str = "data"
 
     def validate(self) -> None:
         """ValueError naming the first invalid field."""
@@ -195,6 +207,10 @@ class SignalSearchConfig:
         d = self.dropout
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
             raise ValueError(f"dropout must be in [0, 1), got {d!r}")
+        if self.parallel not in PARALLEL:
+            raise ValueError(
+                f"parallel must be one of {', '.join(PARALLEL)}, got {self.parallel!r}"
+            )
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if self.search_space is not None and not isinstance(self.search_space, SearchSpace):
@@ -317,28 +333,25 @@ class SignalSearchOutput:
     def save(self, folder: str | os.PathLike[str]) -> dict[str, str]:
         """Write ``folder/model.gguf`` and ``folder/result.json`` (each atomically);
         returns their paths."""
-        folder = os.fspath(folder)
-        os.makedirs(folder, exist_ok=True)
-        paths = {
-            "model": os.path.join(folder, "model.gguf"),
-            "result": os.path.join(folder, "result.json"),
-        }
-        self.export(paths["model"])
-        write_json_atomic(paths["result"], self.to_dict())
-        return paths
+        return _save_run(folder, self.export, self.to_dict())
 
 
 def _finite_or_none(v: float) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
 
 
-def format_cell(cell: Cell) -> str:
-    """The textual form of a cell: its non-zero edges in order, such as
-    ``0->1:conv_3x3,0->2:skip_connect`` (edges not listed carry zero); a cell whose
-    edges are all zero is ``(none)``."""
-    return ",".join(f"{e.src}->{e.dst}:{e.op}" for e in cell.edges if e.op != OpType.ZERO) or (
-        "(none)"
-    )
+def _save_run(
+    folder: str | os.PathLike[str], export: Callable[[str], None], doc: dict[str, Any]
+) -> dict[str, str]:
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    paths = {
+        "model": os.path.join(folder, "model.gguf"),
+        "result": os.path.join(folder, "result.json"),
+    }
+    export(paths["model"])
+    write_json_atomic(paths["result"], doc)
+    return paths
 
 
 def cell_to_dict(cell: Cell) -> dict[str, Any]:
@@ -422,6 +435,30 @@ def _sharpe_metric(
 # --------------------------------------------------------------------------------------
 
 
+def _dist() -> tuple[int, int]:
+    """(rank, world size) under torch.distributed, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _allreduce_mean(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The mean of each tensor over the processes (one all_reduce for all of them)."""
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world
+    out, i = [], 0
+    for t in tensors:
+        out.append(flat[i : i + t.numel()].reshape(t.shape).to(t.dtype))
+        i += t.numel()
+    return out
+
+
 def _trial_seed(seed: int, trial: int) -> int:
     return int(np.random.SeedSequence([seed, trial]).generate_state(1, np.uint32)[0])
 
@@ -499,6 +536,8 @@ def _run_trial(
     features: int,
     budget: int,
     progress: ProgressFn | None,
+    ckpt: _Checkpointer | None = None,
+    start: Mapping[str, Any] | None = None,
 ) -> SignalSearchResult:
     t0 = time.perf_counter()
     space = cfg.space()
@@ -530,14 +569,48 @@ def _run_trial(
         alpha_optimizer=cfg.alpha_optimizer,
         weight_optimizer=cfg.weight_optimizer,
     )
+    rank, world = _dist()
+    shard = world > 1 and cfg.parallel == "data"
+    if shard:  # every process draws the same global batch and takes its rows
+        opt.reduce = _allreduce_mean
     history: list[dict[str, Any]] = []
     every = max(1, cfg.search_steps // 50)
     warmup = min(cfg.warmup_steps, cfg.search_steps // 2)
     result = SignalSearchResult(trial, None, float("nan"), float("nan"), seed=seed)
+    first = 1
+    if start is not None:  # resume inside this trial: everything as it was after a step
+        model.load_state_dict(start["model"])
+        assert opt.weight_optimizer is not None
+        opt.weight_optimizer.load_state_dict(start["weight_opt"])
+        opt.alpha_optimizer.load_state_dict(start["alpha_opt"])
+        torch.set_rng_state(start["torch_rng"])
+        if start["data"] is not None:
+            data.load_state_dict(start["data"])  # type: ignore[attr-defined]
+        history = list(start["history"])
+        first = int(start["step"]) + 1
+        t0 -= float(start["seconds"])
+
+    def snapshot(done: int) -> dict[str, Any]:
+        assert opt.weight_optimizer is not None
+        return {
+            "trial": trial,
+            "step": done,
+            "model": model.state_dict(),
+            "weight_opt": opt.weight_optimizer.state_dict(),
+            "alpha_opt": opt.alpha_optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "data": data.state_dict() if hasattr(data, "state_dict") else None,  # type: ignore[attr-defined]
+            "history": history,
+            "seconds": time.perf_counter() - t0,
+        }
+
+    step = first - 1
     try:
-        for step in range(1, cfg.search_steps + 1):
+        for step in range(first, cfg.search_steps + 1):
             tx, ty = data.train_batch()
             vx, vy = data.val_batch()
+            if shard:
+                tx, ty, vx, vy = (v[rank::world] for v in (tx, ty, vx, vy))
             dev = cfg.device
             try:
                 if step <= warmup:
@@ -562,6 +635,8 @@ def _run_trial(
             if progress is not None:
                 progress({"event": "step", "trial": trial, "step": step, "train_loss": tl,
                           "val_loss": vl})  # fmt: skip
+            if ckpt is not None and step % ckpt.every == 0 and step < cfg.search_steps:
+                ckpt.save_step(snapshot(step))
         val = evaluate(model, data, "val", batch_size=cfg.eval_batch_size, device=cfg.device,
                        draws=cfg.val_batches)  # fmt: skip
         assert val is not None
@@ -596,16 +671,124 @@ def _run_trial(
 def _weight_step(opt: DARTSOptimizer, x: torch.Tensor, y: torch.Tensor) -> float:
     """A warm-up step: the weights on the training loss, alpha untouched."""
     assert opt.weight_optimizer is not None
-    opt.weight_optimizer.zero_grad(set_to_none=True)
     loss = opt.loss(opt.model(x), y)
-    value = float(loss.detach())
+    (shown,) = opt._reduced([loss.detach()])
+    value = float(shown)
     if not math.isfinite(value):
         return value  # refused: the caller records the divergence
-    loss.backward()
+    for p, g in zip(opt.weights, opt._reduced(_grads(loss, opt.weights)), strict=True):
+        p.grad = g
     opt.weight_optimizer.step()
-    for a in opt.alphas:
-        a.grad = None
     return value
+
+
+CHECKPOINT_VERSION = 1
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def _config_key(cfg: SignalSearchConfig) -> str:
+    """What must match between a checkpoint and the run resuming it (threads may
+    differ: they do not change a CPU result here only if equal, so they count too)."""
+    return json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+
+
+def _result_to_state(r: SignalSearchResult) -> dict[str, Any]:
+    return {
+        "trial": r.trial,
+        "cell": None if r.arch is None else cell_to_dict(r.arch.cell)["edges"],
+        "num_nodes": None if r.arch is None else r.arch.cell.num_nodes,
+        "cell_params": None if r.arch is None else r.arch.total_params,
+        "metric": r.metric,
+        "final_loss": r.final_loss,
+        "seed": r.seed,
+        "failed": r.failed,
+        "reason": r.reason,
+        "alpha": None if r.alpha is None else torch.from_numpy(r.alpha.copy()),
+        "seconds": r.seconds,
+        "steps": r.steps,
+        "history": r.history,
+    }
+
+
+def _result_from_state(d: Mapping[str, Any]) -> SignalSearchResult:
+    arch = None
+    if d["cell"] is not None:
+        cell = Cell(d["num_nodes"], tuple(Edge(i, j, op) for i, j, op in d["cell"]))
+        arch = DiscretizedArch(cell, int(d["cell_params"]))
+    return SignalSearchResult(
+        trial=d["trial"], arch=arch, metric=d["metric"], final_loss=d["final_loss"],
+        seed=d["seed"], failed=d["failed"], reason=d["reason"],
+        alpha=None if d["alpha"] is None else d["alpha"].numpy(), seconds=d["seconds"],
+        steps=d["steps"], history=list(d["history"]),
+    )  # fmt: skip
+
+
+class _Checkpointer:
+    """``folder/checkpoint.pt``: the finished trials and, inside a trial, the state
+    after its last checkpointed step; replaced atomically on every save."""
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        every: int,
+        cfg: SignalSearchConfig,
+        name: str = CHECKPOINT_FILE,
+    ):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"checkpoint_every must be a positive integer, got {every!r}")
+        os.makedirs(folder, exist_ok=True)
+        self.path = os.path.join(os.fspath(folder), name)
+        self.every = every
+        self.key = _config_key(cfg)
+        self.results: list[dict[str, Any]] = []
+        self.search_seconds = 0.0
+
+    def _write(self, current: Mapping[str, Any] | None) -> None:
+        from . import __version__
+
+        state = {
+            "nas_checkpoint": CHECKPOINT_VERSION,
+            "nas_version": __version__,
+            "config": self.key,
+            "results": self.results,
+            "current": current,
+            "search_seconds": self.search_seconds,
+        }
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+
+    def save_step(self, current: Mapping[str, Any]) -> None:
+        self._write(current)
+
+    def save_results(self, results: Sequence[SignalSearchResult], seconds: float) -> None:
+        self.results = [_result_to_state(r) for r in results]
+        self.search_seconds = seconds
+        self._write(None)
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state, None if the folder has no checkpoint; ValueError for a
+        corrupt one or one of another version or config."""
+        if not os.path.exists(self.path):
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types on a damaged file
+            raise ValueError(f"checkpoint {self.path!r} is corrupt: {exc}") from None
+        if not isinstance(state, dict) or state.get("nas_checkpoint") != CHECKPOINT_VERSION:
+            found = state.get("nas_checkpoint") if isinstance(state, dict) else None
+            raise ValueError(
+                f"checkpoint {self.path!r} has format {found!r}; this nas reads format "
+                f"{CHECKPOINT_VERSION}: start a new run folder"
+            )
+        if state.get("config") != self.key:
+            raise ValueError(
+                f"checkpoint {self.path!r} was made with another config (or nas version "
+                f"{state.get('nas_version')!r}); resume with the same settings or start a "
+                "new run folder"
+            )
+        self.results = list(state["results"])
+        self.search_seconds = float(state["search_seconds"])
+        return state
 
 
 def _cell_budget(cfg: SignalSearchConfig, features: int) -> int:
@@ -708,9 +891,36 @@ class TrainedCell:
     test_metrics: dict[str, float] | None
     history: list[dict[str, Any]]
     timings: dict[str, float]
+    config: SignalSearchConfig | None = None
+    data_info: dict[str, Any] | None = None
 
     def export(self, path: str | os.PathLike[str]) -> None:
         export_signal_model(path, self.model, self.arch, self.export_config)
+
+    def to_dict(self) -> dict[str, Any]:
+        """result.json of `nas train` (the keys of a search's, without trials)."""
+        t = self.test_metrics
+        return {
+            "nas_result_version": RESULT_VERSION,
+            "config": None if self.config is None else self.config.to_dict(),
+            "data": self.data_info,
+            "cell": cell_to_dict(self.arch.cell),
+            "cell_text": format_cell(self.arch.cell),
+            "params": self.arch.total_params,
+            "test_mse": None if t is None else t["mse"],
+            "test_mae": None if t is None else t["mae"],
+            "test_windows": None if t is None else t["windows"],
+            "val_mse": self.val_metrics["mse"],
+            "val_mae": self.val_metrics["mae"],
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "trials": [],
+            "retrain_history": self.history,
+            "export_config": asdict(self.export_config),
+        }
+
+    def save(self, folder: str | os.PathLike[str]) -> dict[str, str]:
+        """``folder/model.gguf`` and ``folder/result.json`` (atomically)."""
+        return _save_run(folder, self.export, self.to_dict())
 
 
 def _train_cell(
@@ -742,7 +952,9 @@ def _train_cell(
         lookback=cfg.lookback,
     )
     timings = {"retrain_s": t2 - t1, "evaluate_s": time.perf_counter() - t2}
-    return TrainedCell(model, arch, export_config, val_metrics, test_metrics, history, timings)
+    describe = getattr(data, "describe", None)
+    return TrainedCell(model, arch, export_config, val_metrics, test_metrics, history, timings,
+                       cfg, describe() if callable(describe) else None)  # fmt: skip
 
 
 def train_cell(
@@ -773,8 +985,18 @@ def run_signal_nas(
     data: SignalDataProvider,
     *,
     progress: ProgressFn | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
 ) -> SignalSearchOutput:
     """Search, discretize, retrain, evaluate (see the module docstring).
+
+    checkpoint: a folder for ``checkpoint.pt`` (written atomically every
+    ``checkpoint_every`` steps and at each trial's end: weights, alpha, optimizer and
+    RNG states, the data provider's batch order, step, finished trials). With
+    ``resume=True`` a run continues from it and ends with the same result as an
+    uninterrupted run with the same seed (bitwise on the same CPU and threads); a
+    checkpoint of another config or version, or a corrupt one, is a ValueError.
 
     data: a :class:`~nas.SignalDataProvider` (e.g. :class:`~nas.WindowedSeries`) whose
     batches match cfg.lookback and cfg.horizon_len. progress: called with a dict per
@@ -793,10 +1015,43 @@ def run_signal_nas(
     budget = _cell_budget(cfg, features)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    results = [
-        _run_trial(cfg, data, t, _trial_seed(cfg.seed, t), features, budget, progress)
-        for t in range(cfg.num_trials)
-    ]
+    rank, world = _dist()
+    if world > 1 and cfg.parallel == "data" and cfg.order == 2:
+        raise ValueError("order 2 is not data-parallel; use parallel='trials' (--parallel trials)")
+    if world > 1 and cfg.parallel == "data" and cfg.batch_size % world:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} must split evenly over the {world} processes"
+        )
+    mine = [t for t in range(cfg.num_trials) if cfg.parallel == "data" or t % world == rank]
+    ckpt = None
+    done: dict[int, SignalSearchResult] = {}
+    start: Mapping[str, Any] | None = None
+    if checkpoint is not None:
+        name = CHECKPOINT_FILE if world == 1 else f"checkpoint.rank{rank}-of-{world}.pt"
+        ckpt = _Checkpointer(checkpoint, checkpoint_every, cfg, name)
+        state = ckpt.load() if resume else None
+        if state is not None:
+            done = {r.trial: r for r in map(_result_from_state, state["results"])}
+            start = state["current"]
+            t0 -= float(state["search_seconds"])
+            for r in done.values():  # let a progress display catch up
+                if progress is not None:
+                    progress({"event": "trial", "trial": r.trial, "result": r})
+    for t in mine:
+        if t in done:
+            continue
+        here = start if start is not None and start["trial"] == t else None
+        done[t] = _run_trial(cfg, data, t, _trial_seed(cfg.seed, t), features, budget,
+                             progress, ckpt, here)  # fmt: skip
+        if ckpt is not None:
+            ckpt.save_results([done[k] for k in sorted(done)], time.perf_counter() - t0)
+    results = [done[k] for k in sorted(done)]
+    if world > 1 and cfg.parallel == "trials":  # every process gets every trial
+        import torch.distributed as dist
+
+        parts: list[Any] = [None] * world
+        dist.all_gather_object(parts, [_result_to_state(r) for r in results])
+        results = sorted((_result_from_state(d) for p in parts for d in p), key=lambda r: r.trial)
     timings["search_s"] = time.perf_counter() - t0
     ok = [r for r in results if not r.failed]
     if not ok:

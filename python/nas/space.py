@@ -320,3 +320,42 @@ def default_signal_search_space() -> SearchSpace:
 def make_cell(num_nodes: int, edges: Iterable[tuple[int, int, OpType | str]]) -> Cell:
     """Convenience: ``make_cell(3, [(0, 1, "conv_3x3"), ...])``."""
     return Cell(num_nodes, tuple(Edge(i, j, op) for i, j, op in edges))
+
+
+def format_cell(cell: Cell) -> str:
+    """The one textual form of a cell, used everywhere (``nas enumerate``, result.json,
+    ``nas inspect``, ``nas train --cell``): its non-zero edges in order, such as
+    ``0->1:conv_3x3,0->2:skip_connect`` (edges not listed carry zero); a cell whose
+    edges are all zero is ``(none)``. :func:`parse_cell` reads it back."""
+    return ",".join(f"{e.src}->{e.dst}:{e.op}" for e in cell.edges if e.op != OpType.ZERO) or (
+        "(none)"
+    )
+
+
+def parse_cell(text: str, num_nodes: int | None = None) -> Cell:
+    """A cell from its textual form (:func:`format_cell`): comma-separated
+    ``SRC->DST:OP`` edges (spaces allowed); ``(none)`` or "" for no edge. The cell has
+    ``num_nodes`` nodes (default: the largest DST + 1; the output is the last node) and
+    holds the listed edges only. ValueError naming the bad part."""
+    if not isinstance(text, str):
+        raise ValueError(f"a cell must be text like '0->1:conv_3x3,1->2:zero', got {text!r}")
+    body = text.strip()
+    if body.startswith("Cell(") and body.endswith(")") and ":" in body:
+        body = body[body.index(":") + 1 : -1]  # str(Cell): "Cell(3 nodes: 0->1:op, ...)"
+    edges: list[Edge] = []
+    if body not in ("", "(none)"):
+        for part in body.split(","):
+            item = part.strip()
+            try:
+                arc, op = item.split(":")
+                src, dst = (int(v) for v in arc.split("->"))
+            except ValueError:
+                raise ValueError(
+                    f"cell edge {item!r} is not SRC->DST:OP (e.g. 0->1:conv_3x3)"
+                ) from None
+            edges.append(Edge(src, dst, as_op(op.strip())))
+    if num_nodes is None:
+        num_nodes = max((e.dst for e in edges), default=1) + 1
+    cell = Cell(num_nodes, tuple(edges))
+    cell.validate()
+    return cell
