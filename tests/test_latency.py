@@ -666,10 +666,13 @@ def test_json_outputs_are_strict(tmp_path, capsys, monkeypatch):
         assert "NaN" not in t and "Infinity" not in t
         json.loads(t, parse_constant=lambda c: pytest.fail(f"non-strict JSON token {c}"))
     assert json.loads(text)["heldout_r2"] is None
-    # the enumerate command's constraint bounds, +inf included
-    assert main(["enumerate", "--nodes", "3", "--top-k", "2", "--max-params", "inf", "--json"]) == 0
+    # the enumerate command's constraint bounds: +inf is refused up front (one line)
+    # rather than printed, and a finite bound is written as a plain number
+    assert main(["enumerate", "--nodes", "3", "--top-k", "2", "--max-params", "inf", "--json"]) == 2
+    assert "must be a finite number" in capsys.readouterr().err
+    assert main(["enumerate", "--nodes", "3", "--top-k", "2", "--max-params", "1e9", "--json"]) == 0
     out = capsys.readouterr().out
-    assert json.loads(out)["constraints"]["params"] == [None, None] and "Infinity" not in out
+    assert json.loads(out)["constraints"]["params"] == [None, 1e9] and "Infinity" not in out
 
 
 def test_additive_table_sums_match_estimate_batch_to_the_readme_bounds():
