@@ -7,6 +7,13 @@
 # -Wall, C++20, -ffp-contract=off on csrc/cpu/enumerate*.cpp). csrc/module.cpp (pybind11
 # build info, no kernels) needs aarch64 Python headers and is not built here.
 # Output: build-aarch64/libnas_cpu.so. Setup: scripts/setup_aarch64.sh.
+#
+# --emulate: then run the CPU kernels on aarch64 under qemu-user: tests/aarch64/
+# ops_harness.cpp (linked against the library above and the aarch64 libtorch_cpu)
+# replays the torch.ops.nas calls that tests/aarch64/run_emulated.py records on x86 and
+# the outputs are compared (enumeration and decode bit for bit). The aarch64 wheel is a
+# CUDA build: its libtorch_cpu needs libcudart.so.13 / libcupti.so.13, which are
+# replaced by empty stub libraries (nothing here calls CUDA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_aarch64.sh >/dev/null
@@ -48,4 +55,21 @@ for o in "$out"/enumerate*.o; do
   fi
 done
 file "$out/libnas_cpu.so" | grep -q "ARM aarch64" || { echo "check_aarch64: not an aarch64 library" >&2; exit 1; }
-echo "check_aarch64: ${#srcs[@]} files cross-compiled for aarch64 ($($CXX --version | head -1)) against torch $ver aarch64 and linked with no undefined symbols, no FMA in enumerate*.o: $out/libnas_cpu.so ($((SECONDS - start)) s)"
+msg="check_aarch64: ${#srcs[@]} files cross-compiled for aarch64 ($($CXX --version | head -1)) against torch $ver aarch64 and linked with no undefined symbols, no FMA in enumerate*.o: $out/libnas_cpu.so ($((SECONDS - start)) s)"
+echo "$msg"
+[ "${1:-}" = "--emulate" ] || exit 0
+
+start=$SECONDS
+mkdir -p "$out/stubs"
+echo 'void nas_cuda_stub(void) {}' >"$out/stubs/stub.c"
+for lib in libcudart.so.13 libcupti.so.13; do
+  echo "$lib { global: *; };" >"$out/stubs/$lib.map"
+  aarch64-linux-gnu-gcc -shared -fPIC -Wl,-soname,$lib -Wl,--version-script="$out/stubs/$lib.map" \
+    "$out/stubs/stub.c" -o "$out/stubs/$lib"
+done
+"$CXX" -std=gnu++20 -O1 -Icsrc -isystem "$T/include" -isystem "$T/include/torch/csrc/api/include" \
+  tests/aarch64/ops_harness.cpp -o "$out/ops_harness" -Wl,--no-as-needed -L"$out" -lnas_cpu \
+  -L"$T/lib" -ltorch_cpu -lc10 -Wl,-rpath-link,"$T/lib" -Wl,--allow-shlib-undefined 2>&1 |
+  { grep -v 'warning: libcu' || true; }
+.venv/bin/python tests/aarch64/run_emulated.py "$out/ops_harness" "$out:$out/stubs:$T/lib"
+echo "check_aarch64 --emulate: harness built and run in $((SECONDS - start)) s"
