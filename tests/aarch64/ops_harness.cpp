@@ -128,6 +128,20 @@ void print_tensor(const at::Tensor& t) {
   std::printf("\n");
 }
 
+// "<n> <v...>": an int[] or bool[] argument.
+template <typename T>
+c10::List<T> read_list(std::istream& in) {
+  int n = 0;
+  in >> n;
+  c10::List<T> l;
+  for (int i = 0; i < n; ++i) {
+    int64_t v = 0;
+    in >> v;
+    l.push_back(static_cast<T>(v));
+  }
+  return l;
+}
+
 }  // namespace
 
 int main() {
@@ -160,25 +174,9 @@ int main() {
         std::cin >> v;
         stack.emplace_back(v != 0);
       } else if (kind == "I") {
-        int n;
-        std::cin >> n;
-        c10::List<int64_t> l;
-        for (int i = 0; i < n; ++i) {
-          int64_t v;
-          std::cin >> v;
-          l.push_back(v);
-        }
-        stack.emplace_back(l);
+        stack.emplace_back(read_list<int64_t>(std::cin));
       } else if (kind == "B") {
-        int n;
-        std::cin >> n;
-        c10::List<bool> l;
-        for (int i = 0; i < n; ++i) {
-          int v;
-          std::cin >> v;
-          l.push_back(v != 0);
-        }
-        stack.emplace_back(l);
+        stack.emplace_back(read_list<bool>(std::cin));
       } else if (kind == "T") {
         int n;
         std::cin >> n;
