@@ -354,8 +354,7 @@ struct Ctx {
 
 template <typename T>
 NAS_INLINE RowCoef<T> coef(const Ctx<T>& c, int64_t n) {
-  const int cnt = 1 + (n > 0) + (n + 1 < c.N);
-  const T inv = T(1) / static_cast<T>(cnt);
+  const T inv = T(1) / static_cast<T>(mixed_op_window_count(n, c.N));
   return {c.w_avg * inv, c.w_max, c.w_skip, inv};
 }
 

@@ -94,7 +94,7 @@ __global__ void mixed_op_forward_kernel(const T* __restrict__ x,      // [B, N, 
       T s = v;
       if (has_l) s = x[i - D] + s;
       if (has_r) s = s + x[i + D];
-      acc += w.avg * s / static_cast<T>(1 + has_l + has_r);
+      acc += w.avg * s / static_cast<T>(mixed_op_window_count(n, N));
     }
     if (MAX) {
       T best;
@@ -159,7 +159,7 @@ __global__ void mixed_op_backward_kernel(const T* __restrict__ g,      // [B, N,
     }
     if (AVG) {
       // Window m sends g[m] / count(m) to each of its valid elements.
-      auto count = [&](int64_t m) { return static_cast<T>(1 + (m > 0) + (m + 1 < N)); };
+      auto count = [&](int64_t m) { return static_cast<T>(mixed_op_window_count(m, N)); };
       T a = v;
       if (has_l) a = x[i - D] + a;
       if (has_r) a = a + x[i + D];
