@@ -94,6 +94,9 @@ def apply_parameter_free(op: OpType | str, x: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"op {op.value!r} has parameters; build it with build_op()")
 
 
+# Half types mixed_op accepts (computed in float32 by the native kernels).
+HALF_DTYPES = (torch.bfloat16, torch.float16)
+
 # Parametric op codes (index in nas.all_ops()): their outputs come from ATen modules
 # and are passed in; every other op is computed from x (apply_parameter_free).
 _MIXED_INLINE = tuple(op.value for op in PARAMETER_FREE_OPS)
@@ -138,10 +141,14 @@ def mixed_op_codes(
         raise ValueError(f"alpha must be a 1-D tensor [K] of logits, got shape {shape}")
     if alpha.shape[0] != len(codes):
         raise ValueError(f"alpha length {alpha.shape[0]} does not match len(ops) = {len(codes)}")
-    if alpha.dtype != x.dtype or alpha.device != x.device:
+    # A half-type x may keep float32 logits (what autocast leaves an nn.Parameter as).
+    alpha_dtype_ok = alpha.dtype == x.dtype or (
+        x.dtype in HALF_DTYPES and alpha.dtype == torch.float32
+    )
+    if not alpha_dtype_ok or alpha.device != x.device:
         raise ValueError(
-            f"alpha must have x's dtype and device ({x.dtype}, {x.device}), "
-            f"got ({alpha.dtype}, {alpha.device})"
+            f"alpha must have x's dtype (or float32 for a bfloat16/float16 x) and device "
+            f"({x.dtype}, {x.device}), got ({alpha.dtype}, {alpha.device})"
         )
     parametric = [order[c].value for c in codes if order[c].value not in _MIXED_INLINE]
     param_outputs = list(param_outputs)
@@ -181,7 +188,9 @@ def mixed_op(
     """
     codes = mixed_op_codes(x, alpha, ops, param_outputs)
     order = all_ops()
-    weights = torch.softmax(alpha, dim=0)
+    # Half types: weights rounded to x's dtype, every product and sum in x's dtype (the
+    # low-precision reference of the tolerance rule in nas/ops/mixed_op.py).
+    weights = torch.softmax(alpha, dim=0).to(x.dtype)
     outs = iter(param_outputs)
     terms = []
     for k, code in enumerate(codes):
