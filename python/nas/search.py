@@ -957,6 +957,16 @@ def _train_cell(
                        cfg, describe() if callable(describe) else None)  # fmt: skip
 
 
+def _prepared(cfg: SignalSearchConfig) -> SignalSearchConfig:
+    """cfg validated, torch's threads set, and a drawn seed when cfg.seed is None."""
+    if not isinstance(cfg, SignalSearchConfig):
+        raise ValueError(f"cfg must be a SignalSearchConfig, got {type(cfg).__name__}")
+    cfg.validate()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    return cfg if cfg.seed is not None else replace(cfg, seed=secrets.randbelow(2**31))
+
+
 def train_cell(
     cfg: SignalSearchConfig,
     data: SignalDataProvider,
@@ -967,13 +977,7 @@ def train_cell(
     """Train one given cell the way the pipeline retrains the searched one (same model,
     data, early stopping and evaluation; seeded by ``cfg.seed``): for a cell picked by
     hand or from ``nas enumerate``, and for the random-cell baseline."""
-    if not isinstance(cfg, SignalSearchConfig):
-        raise ValueError(f"cfg must be a SignalSearchConfig, got {type(cfg).__name__}")
-    cfg.validate()
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    if cfg.seed is None:
-        cfg = replace(cfg, seed=secrets.randbelow(2**31))
+    cfg = _prepared(cfg)
     assert cfg.seed is not None
     cell.validate()
     features = _check_data(data, cfg)
@@ -1003,13 +1007,7 @@ def run_signal_nas(
     step, trial and retraining epoch (the CLI draws its progress bars from it).
     Raises ValueError for a bad config or data, RuntimeError when every trial failed.
     """
-    if not isinstance(cfg, SignalSearchConfig):
-        raise ValueError(f"cfg must be a SignalSearchConfig, got {type(cfg).__name__}")
-    cfg.validate()
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    if cfg.seed is None:
-        cfg = replace(cfg, seed=secrets.randbelow(2**31))
+    cfg = _prepared(cfg)
     assert cfg.seed is not None
     features = _check_data(data, cfg)
     budget = _cell_budget(cfg, features)

@@ -167,56 +167,21 @@ class SignalModel(nn.Module):
 
 
 def build_supernet_model(
-    space: SearchSpace,
-    *,
-    lookback: int,
-    horizon: int,
-    num_features: int,
-    patch_len: int,
-    stride: int,
-    hidden: int,
-    num_layers: int,
-    dropout: float = 0.0,
+    space: SearchSpace, *, num_layers: int, dropout: float = 0.0, **dims: int
 ) -> SignalModel:
-    """The search model: a residual :class:`~nas.SuperNet` (one shared alpha) backbone."""
-    backbone = SuperNet(space, hidden, num_layers, residual=True)
-    return SignalModel(
-        backbone,
-        lookback=lookback,
-        horizon=horizon,
-        num_features=num_features,
-        patch_len=patch_len,
-        stride=stride,
-        hidden=hidden,
-        dropout=dropout,
-    )
+    """The search model: a residual :class:`~nas.SuperNet` (one shared alpha) backbone.
+    dims: lookback, horizon, num_features, patch_len, stride, hidden (keywords)."""
+    backbone = SuperNet(space, dims.get("hidden", 0), num_layers, residual=True)
+    return SignalModel(backbone, dropout=dropout, **dims)
 
 
 def build_discrete_model(
-    cell: Cell,
-    *,
-    lookback: int,
-    horizon: int,
-    num_features: int,
-    patch_len: int,
-    stride: int,
-    hidden: int,
-    num_layers: int,
-    dropout: float = 0.0,
+    cell: Cell, *, num_layers: int, dropout: float = 0.0, **dims: int
 ) -> SignalModel:
     """The exported model: ``num_layers`` layers of ``cell`` (pruned, zero edges
-    dropped) in the same network."""
+    dropped) in the same network; dims as :func:`build_supernet_model`'s."""
     cell.validate()
-    return SignalModel(
-        CellStack(cell, hidden, num_layers),
-        lookback=lookback,
-        horizon=horizon,
-        num_features=num_features,
-        patch_len=patch_len,
-        stride=stride,
-        hidden=hidden,
-        dropout=dropout,
-    )
+    return SignalModel(CellStack(cell, dims.get("hidden", 0), num_layers), dropout=dropout, **dims)
 
 
 def fixed_parameters(
