@@ -9,7 +9,8 @@ import torch
 
 import nas
 from nas import DARTSCell, DARTSOptimizer, SearchSpace, SuperNet
-from nas.ops import _reference
+
+from .test_darts import _cell_reference as _per_edge_reference
 
 ALL = [op.value for op in nas.all_ops()]
 
@@ -24,20 +25,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def _per_edge_reference(cell, x, alpha):
-    """The cell as quark0/darts computes it: every edge runs each op's module on its
-    source node and mixes them with the pure-PyTorch reference mixed op."""
-    nodes = [x]
-    for j in range(1, cell.space.num_nodes):
-        acc = 0
-        for e, (i, d) in enumerate(cell.space.edges):
-            if d == j:
-                params = [m(nodes[i]) for m in cell.edge_ops[e]]
-                acc = acc + _reference.mixed_op(nodes[i], alpha[e], cell.space.ops, params)
-        nodes.append(acc)
-    return nodes[-1]
 
 
 def _outputs_and_grads(fn, cell, x, alpha, g):
