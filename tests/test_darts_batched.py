@@ -104,6 +104,13 @@ def test_float32_within_float_tolerance():
     _assert_batched_matches(cell, x, alpha, _per_edge_reference, "float32")
 
 
+@pytest.mark.parametrize("batched", [True, False])
+def test_x_must_be_3d_either_way(batched):
+    cell = DARTSCell(SearchSpace(3), 4, batched=batched)
+    with pytest.raises(ValueError, match=r"x must be a 3-D tensor \[B, N, D\], got shape \(5, 4\)"):
+        cell(torch.randn(5, 4), torch.zeros(3, 8))
+
+
 def test_same_parameters_and_state_dict_either_way():
     torch.manual_seed(6)
     a, b = DARTSCell(SearchSpace(3), 4), DARTSCell(SearchSpace(3), 4, batched=False)

@@ -244,6 +244,9 @@ class DARTSCell(nn.Module):
                 f"alpha shape {tuple(alpha.shape)} does not match "
                 f"[num_edges({E}), num_ops({K})] = [{E}, {K}]"
             )
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be a 3-D tensor [B, N, D], got shape {shape}")
         if self.batched and self._conv_k:
             return self._forward_batched(x, alpha)
         nodes = [x]
@@ -264,6 +267,7 @@ class DARTSCell(nn.Module):
         return torch.einsum("ep,epoiw->eoiw", w.to(kernels.dtype), kernels)
 
     def _forward_batched(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """The batched cell (class docstring): x: Tensor[B, N, D], alpha: Tensor[E, K]."""
         kernels = self._edge_kernels(alpha)
         free = bool(self._free_k)
         if free:
