@@ -5,7 +5,9 @@
 * :class:`DARTSCell` / :class:`SuperNet`: the supernet of a :class:`~nas.SearchSpace`:
   every edge (i, j) of a cell is a mixed op over the space's ops, node j = sum_{i<j}
   mixed(node i), and one alpha: Tensor[E, K] is shared by all stacked cells (DARTS'
-  weight sharing: one architecture, trained for every layer at once).
+  weight sharing: one architecture, trained for every layer at once). The cell is
+  batched by default: the conv ops of all edges into a node run as one convolution
+  with alpha-weighted, folded kernels (same math; see :class:`DARTSCell`).
 * :class:`DARTSOptimizer`: the bilevel step, first or second order.
 
 When every candidate is a named op, the mix is the fused native op
