@@ -12,17 +12,20 @@
 
 namespace nas::enumerate {
 
-// The inner block is the last m edges, with num_ops**m <= kInnerCellsMax cells.
+// The inner block is the last m edges, with num_ops**m <= kInnerCellsMax cells and
+// m <= kInnerEdgesMax: under prune_dead the scan keeps tables over the 2**m zero
+// patterns of the inner edges, held as uint32 bit masks (a one-op space would
+// otherwise put every edge in the inner block: 2**28 patterns at 8 nodes).
 // A cell's feature sum is (outer edges summed left to right) + (inner edges summed
 // left to right), in float64: the split is part of the arithmetic's definition (see
 // nas/enumerate.py), so the CPU, CUDA and reference implementations round alike.
 constexpr int64_t kInnerCellsMax = 4096;
-constexpr int kMaxNodes = 11;  // 55 edges: edge masks fit in uint64
+constexpr int64_t kInnerEdgesMax = 12;  // 4096 == 2**12: every num_ops >= 2 meets it anyway
+constexpr int kMaxNodes = 11;           // 55 edges: edge masks fit in uint64
 
 NAS_HD inline int64_t inner_edges(int64_t num_ops, int64_t num_edges) {
-  if (num_ops <= 1) return num_edges;
   int64_t m = 0, cells = 1;
-  while (m < num_edges && cells * num_ops <= kInnerCellsMax) {
+  while (m < num_edges && m < kInnerEdgesMax && cells * num_ops <= kInnerCellsMax) {
     cells *= num_ops;
     ++m;
   }

@@ -1,5 +1,7 @@
-// Argument checks shared by the CPU and CUDA registrations of the nas::enumerate_*
-// ops (torch headers; never included by a .cu file).
+// The argument checks common to the nas::enumerate_* ops; each op's full entry check
+// is csrc/enumerate_<op>_checks.h, called by its CPU and CUDA registrations alike
+// (torch headers; never included by a .cu file). The tables are tiny: checks that read
+// values do so on a host copy.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -47,7 +49,7 @@ inline int64_t check_scan_args(const at::Tensor& op_features,  // [num_ops, F] f
 
 // The tables must be free of NaN and infinities (a NaN score has no place in an order).
 inline void check_finite(const at::Tensor& t, const char* name) {
-  const at::Tensor c = t.contiguous();
+  const at::Tensor c = t.cpu().contiguous();
   const double* p = c.const_data_ptr<double>();
   for (int64_t i = 0; i < c.numel(); ++i)
     TORCH_CHECK_VALUE(std::isfinite(p[i]), name, " must be finite, got ", p[i], " at flat index ",
@@ -61,7 +63,7 @@ inline void check_bounds(const at::Tensor& low, const at::Tensor& high, int64_t 
                       " must be a float64 tensor [", nf, "] (one bound per feature), got ",
                       t->scalar_type(), " ", t->sizes());
   }
-  const at::Tensor lo = low.contiguous(), hi = high.contiguous();
+  const at::Tensor lo = low.cpu().contiguous(), hi = high.cpu().contiguous();
   const double* l = lo.const_data_ptr<double>();
   const double* h = hi.const_data_ptr<double>();
   for (int64_t f = 0; f < nf; ++f) {
@@ -70,6 +72,21 @@ inline void check_bounds(const at::Tensor& low, const at::Tensor& high, int64_t 
     TORCH_CHECK_VALUE(l[f] <= h[f], "constraint on feature ", f, " is empty: low ", l[f],
                       " > high ", h[f]);
   }
+}
+
+// The space, the score, the finite tables and (when given) the bounds.
+inline void check_scan_inputs(const at::Tensor& op_features,  // [num_ops, F] float64
+                              const at::Tensor& coeffs,       // [R, F] or [F] float64
+                              double bias, const at::Tensor* low, const at::Tensor* high,
+                              int64_t num_nodes, int64_t zero_op, int64_t start, int64_t count) {
+  check_scan_args(op_features, coeffs, bias, num_nodes, zero_op, start, count);
+  check_finite(op_features, "op_features");
+  check_finite(coeffs, "coeffs");
+  if (low) check_bounds(*low, *high, op_features.size(1));
+}
+
+inline void check_coeffs_1d(const at::Tensor& coeffs) {
+  TORCH_CHECK_VALUE(coeffs.dim() == 1, "coeffs must be 1-D [F], got ", coeffs.sizes());
 }
 
 }  // namespace nas::enumerate

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "host_device.h"
+
 namespace nas {
 
 // Op codes: the index of each op in nas.all_ops().
@@ -19,6 +21,12 @@ enum MixedOpCode : int64_t {
 };
 
 inline bool mixed_op_is_parametric(int64_t code) { return code >= 0 && code < kAvgPool3x3; }
+
+// How many rows of x the 3-wide pool window centred on row n of [0, N) covers (1-3):
+// avg_pool_3x3 divides by it (count_include_pad=False), in its forward and backward.
+NAS_HOST_DEVICE inline int mixed_op_window_count(int64_t n, int64_t N) {
+  return 1 + (n > 0 ? 1 : 0) + (n + 1 < N ? 1 : 0);
+}
 
 // At most 8 distinct candidates, so at most 4 parametric outputs.
 constexpr int kMixedOpMaxK = 8;

@@ -5,6 +5,8 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/ArrayRef.h>
 
+#include <array>
+#include <tuple>
 #include <vector>
 
 #include "mixed_op.h"
@@ -33,17 +35,28 @@ inline std::vector<at::Tensor> mixed_op_param_grads(at::TensorList param_outputs
   return grads;
 }
 
+// bf16 / fp16: computed by the float32 kernels (float32 accumulation), outputs in
+// the input dtype.
+inline bool mixed_op_is_half(const at::Tensor& x) {
+  return x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf;
+}
+
 inline MixedOpPlan mixed_op_plan(const at::Tensor& x,      // [B, N, D]
                                  const at::Tensor& alpha,  // [K]
                                  c10::IntArrayRef op_codes, at::TensorList param_outputs) {
   TORCH_CHECK_VALUE(x.dim() == 3, "x must be a 3-D tensor [B, N, D], got shape ", x.sizes());
-  TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
-                    "x must be float32 or float64, got ", x.scalar_type());
+  TORCH_CHECK_VALUE(
+      x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble || mixed_op_is_half(x),
+      "x must be float32, float64, bfloat16 or float16, got ", x.scalar_type());
   TORCH_CHECK_VALUE(alpha.dim() == 1, "alpha must be a 1-D tensor [K] of logits, got shape ",
                     alpha.sizes());
-  TORCH_CHECK_VALUE(alpha.scalar_type() == x.scalar_type() && alpha.device() == x.device(),
-                    "alpha must have x's dtype and device (", x.scalar_type(), ", ", x.device(),
-                    "), got (", alpha.scalar_type(), ", ", alpha.device(), ")");
+  // Half-type x may keep float32 logits (what autocast leaves an nn.Parameter as).
+  const bool alpha_dtype_ok = alpha.scalar_type() == x.scalar_type() ||
+                              (mixed_op_is_half(x) && alpha.scalar_type() == at::kFloat);
+  TORCH_CHECK_VALUE(alpha_dtype_ok && alpha.device() == x.device(),
+                    "alpha must have x's dtype (or float32 for a bfloat16/float16 x) and device (",
+                    x.scalar_type(), ", ", x.device(), "), got (", alpha.scalar_type(), ", ",
+                    alpha.device(), ")");
   const int64_t K = static_cast<int64_t>(op_codes.size());
   TORCH_CHECK_VALUE(K >= 1, "op_codes must name at least one candidate op, got []");
   TORCH_CHECK_VALUE(alpha.size(0) == K, "alpha length ", alpha.size(0),
@@ -97,6 +110,36 @@ inline void check_mixed_op_grad(const at::Tensor& grad,  // [B, N, D]
   TORCH_CHECK_VALUE(grad.scalar_type() == x.scalar_type() && grad.device() == x.device(),
                     "grad must have x's dtype and device (", x.scalar_type(), ", ", x.device(),
                     "), got (", grad.scalar_type(), ", ", grad.device(), ")");
+}
+
+// Which gradients mixed_op_backward computes: {dx, dalpha, d param_outputs}. One not
+// asked for comes back empty ([0], or [] for the param outputs) and costs nothing.
+using MixedOpMask = std::array<bool, 3>;
+
+// bf16 / fp16 through the float32 kernel `fwd` of the same device: inputs converted to
+// float32 (conv-layout params keep their layout: .to() preserves strides), y back to
+// x's dtype.
+template <typename Fwd>
+at::Tensor mixed_op_forward_via_float(Fwd fwd, const at::Tensor& x,  // [B, N, D]
+                                      const at::Tensor& alpha,       // [K]
+                                      c10::IntArrayRef op_codes, at::TensorList param_outputs) {
+  std::vector<at::Tensor> pf;
+  for (const at::Tensor& p : param_outputs) pf.push_back(p.to(at::kFloat));
+  return fwd(x.to(at::kFloat), alpha.to(at::kFloat), op_codes, pf).to(x.scalar_type());
+}
+
+template <typename Bwd>
+std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> mixed_op_backward_via_float(
+    Bwd bwd, const at::Tensor& grad,  // [B, N, D]
+    const at::Tensor& x,              // [B, N, D]
+    const at::Tensor& alpha,          // [K]
+    c10::IntArrayRef op_codes, at::TensorList param_outputs, MixedOpMask mask) {
+  std::vector<at::Tensor> pf;
+  for (const at::Tensor& p : param_outputs) pf.push_back(p.to(at::kFloat));
+  auto [dx, dalpha, dparams] =
+      bwd(grad.to(at::kFloat), x.to(at::kFloat), alpha.to(at::kFloat), op_codes, pf, mask);
+  for (at::Tensor& t : dparams) t = t.to(x.scalar_type());
+  return {dx.to(x.scalar_type()), dalpha.to(alpha.scalar_type()), dparams};
 }
 
 }  // namespace nas

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "enumerate_cancel.h"
+
 namespace py = pybind11;
 
 namespace {
@@ -40,4 +42,7 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "nas native library: registers the torch.ops.nas operators";
   m.def("build_info", &build_info,
         "Compiled backends (cpu, cuda), CUDA arch list and the torch version built against.");
+  m.def(
+      "_set_enumerate_cancel", [](bool on) { nas::enumerate::cancel_flag().store(on); },
+      "Ask running branch-and-bound searches to stop (True) or clear the request (False).");
 }

@@ -11,13 +11,17 @@ TORCH_LIBRARY(nas, m) {
   // The fused DARTS mixed op on x: [B, N, D]: y = sum_k softmax(alpha)_k op_k(x), where
   // op_codes[k] indexes nas.all_ops(); the parameter-free ops (avg/max pool, skip, zero)
   // are computed inline, the parametric ones are param_outputs (each [B, N, D], in op
-  // order). Backward returns (dx, dalpha, [d param_outputs]).
+  // order). x: float32/64, bfloat16 or float16 (half types accumulate in float32);
+  // alpha: x's dtype, or float32 for a half-type x. Backward returns (dx, dalpha,
+  // [d param_outputs]); output_mask says which of the three to compute (one not asked
+  // for comes back empty: [0], or []).
   m.def("mixed_op(Tensor x, Tensor alpha, int[] op_codes, Tensor[] param_outputs) -> Tensor");
   m.def(
       "mixed_op_backward(Tensor grad, Tensor x, Tensor alpha, int[] op_codes, "
-      "Tensor[] param_outputs) -> (Tensor, Tensor, Tensor[])");
+      "Tensor[] param_outputs, bool[3] output_mask=[True, True, True]) "
+      "-> (Tensor, Tensor, Tensor[])");
   // Exhaustive scans of a cell search space (nas/enumerate.py; kernels in
-  // csrc/cpu/enumerate_cells.cpp, csrc/cuda/enumerate_cells.cu). op_features:
+  // csrc/cpu/enumerate_<op>.cpp, csrc/cuda/enumerate_cells.cu). op_features:
   // [num_ops, F] float64 per-op features; a cell's features are their sums over its
   // edges, its score bias + coeffs . features; low/high: [F] inclusive bounds
   // (+-inf for none); zero_op: code of the zero op or -1; cells [start, start+count).

@@ -15,6 +15,7 @@ torch_version=$(.venv/bin/python -c "import torch; print(torch.__version__.split
 "$work/venv/bin/pip" install -q "$wheel"
 cd "$work"
 "$work/venv/bin/nas" space --nodes 3 --json >/dev/null
+"$work/venv/bin/python" -m nas --version >/dev/null  # nas/__main__.py is in the wheel
 "$work/venv/bin/python" -c "
 import torch, nas
 assert nas.has_native(), nas.build_info()

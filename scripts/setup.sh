@@ -15,5 +15,5 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # Build requirements first: the build runs without isolation, against this torch.
 "$venv/bin/pip" install -q "$torch_req" numpy pybind11 scikit-build-core ninja
-"$venv/bin/pip" install -q --no-build-isolation ".[test,dev]"
+"$venv/bin/pip" install -q --no-build-isolation ".[test,dev,data]"
 "$venv/bin/python" -c "import nas; i = nas.build_info(); print('nas built:', i['backends'], 'torch', i['torch_version'])"

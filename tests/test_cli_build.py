@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -38,6 +39,28 @@ def test_console_script_runs():
     assert json.loads(r.stdout)["num_cells"] == 8
 
 
+def _run(*argv):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def test_python_dash_m_nas_and_version():
+    # `python -m nas` runs the CLI (there was no __main__.py), and --version prints
+    # the version of the installed package
+    from importlib.metadata import version
+
+    r = _run(sys.executable, "-m", "nas", "space", "--nodes", "2", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["num_cells"] == 8, r.stderr
+    r = _run(sys.executable, "-m", "nas", "--version")
+    assert r.returncode == 0 and r.stdout == f"nas {nas.__version__}\n", r.stderr
+    assert nas.__version__ == version("nas")  # __init__ and pyproject agree
+    script = Path(sys.executable).parent / "nas"  # the console script of this env
+    if script.exists():
+        r = _run(str(script), "--version")
+        assert r.returncode == 0 and r.stdout == f"nas {nas.__version__}\n", r.stderr
+    r = _run(sys.executable, "-m", "nas")
+    assert r.returncode == 2 and "usage: nas" in r.stderr
+
+
 def test_build_info():
     info = nas.build_info()
     assert info["native"] is True, info  # the test suite runs against a built package
@@ -60,7 +83,10 @@ def test_fallback_warns_once():
         "    warnings.simplefilter('always')\n"
         "    a = decode_cells(torch.tensor([5]), 2, 3)\n"
         "    b = decode_cells(torch.tensor([6]), 2, 3)\n"
+        "    space = nas.SearchSpace(3, 'signal')\n"  # an enumerate op: registered reference
+        "    f, s = nas.score_cells(space, nas.op_feature_table(space.ops), 2)\n"
         "assert a.tolist() == [[1, 0, 1]] and b.tolist() == [[1, 1, 0]]\n"
+        "assert tuple(s.shape) == (64,) and f.shape[0] == 64\n"
         "msgs = [str(x.message) for x in w if issubclass(x.category, RuntimeWarning)]\n"
         "assert len(msgs) == 1 and 'nas._C is not available' in msgs[0], msgs\n"
         "print('ok')\n"

@@ -105,11 +105,28 @@ def test_fused_layer_matches_reference(ops, N):
     torch.testing.assert_close(layer(x), _reference.mixed_op(x, layer.alpha, ops, params))
 
 
-def test_duplicate_named_ops_mix_in_pytorch():
-    layer = DARTSLayer(["skip_connect", "skip_connect", "zero"])
-    assert not layer.fused
-    x = torch.randn(2, 4, 3)
-    torch.testing.assert_close(layer(x), x * 2 / 3)
+def test_duplicate_candidates_are_errors():
+    # a repeated op gets two alphas for one op: the search would split its weight
+    with pytest.raises(ValueError, match="duplicate op 'skip_connect' at positions 0 and 1"):
+        DARTSLayer(["skip_connect", "skip_connect", "zero"])
+    with pytest.raises(ValueError, match="duplicate op 'zero' at positions 1 and 2"):
+        DARTSLayer(["skip_connect", OpType.ZERO, "zero"])
+    m = nn.Identity()
+    with pytest.raises(ValueError, match="duplicate module at positions 0 and 2"):
+        DARTSLayer([m, nn.Identity(), m])
+    assert not DARTSLayer([nn.Identity(), nn.Identity()]).fused  # equal, not the same
+
+
+@pytest.mark.parametrize("hidden", [0, -3, 2.0, True, "4"])
+def test_hidden_must_be_a_positive_int(hidden):
+    match = f"hidden must be a positive integer, got {hidden!r}"
+    with pytest.raises(ValueError, match=match):
+        DARTSLayer(SIGNAL, hidden=hidden)
+    with pytest.raises(ValueError, match=match):
+        DARTSCell(SearchSpace(3, SIGNAL), hidden)  # parameter-free: hidden was never used
+    with pytest.raises(ValueError, match=match):
+        SuperNet(SearchSpace(3, SIGNAL), hidden)
+    assert DARTSLayer(SIGNAL).alpha.shape == (4,)  # None: no op needs it
 
 
 def _candidate_grads_scaled(layer, x, n_candidates):
@@ -197,6 +214,11 @@ def test_optimizer_argument_errors():
         DARTSOptimizer(nn.Linear(2, 2), 0.1, 0.1)
     with pytest.raises(ValueError, match="weight_lr must be finite"):
         DARTSOptimizer(Tiny(), math.inf, 0.1)
+    # NaN decay or momentum passed `< 0` and turned every weight into NaN
+    for name in ("weight_decay", "weight_momentum", "alpha_weight_decay"):
+        for bad in (math.nan, -0.1, math.inf, "0.1"):
+            with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
+                DARTSOptimizer(Tiny(), 0.1, 0.1, **{name: bad})
     opt = DARTSOptimizer(Tiny(), 0.1, 0.1, loss=lambda p, t: (p - t) ** 2)
     x, y = torch.randn(4, 3), torch.randn(4, 2)
     with pytest.raises(ValueError, match=r"loss must return a scalar tensor, got \(4, 2\)"):
@@ -382,16 +404,100 @@ def test_supernet_discretize_counts_1d_params():
     )
 
 
-def test_supernet_search_step_runs_and_learns():
+def test_supernet_search_learns_the_generating_op():
+    # data made by max_pool -> LayerNorm, twice: the supernet (one edge, two cells
+    # sharing alpha, DARTS' second-order Adam settings) must come to prefer max_pool
+    def target(x):
+        for _ in range(2):
+            x = torch.nn.functional.layer_norm(nas.signal_ops.max_pool_3(x), x.shape[-1:])
+        return x
+
     torch.manual_seed(11)
-    space = SearchSpace(3, SIGNAL)
-    net = SuperNet(space, 4, num_layers=2)
-    opt = DARTSOptimizer(net, 0.05, 3e-3, order="second", alpha_optimizer="adam")
-    x = torch.randn(4, 9, 4)
-    before = net.alpha.detach().clone()
-    res = opt.step(x, x.flip(1), x, x.flip(1))
-    assert math.isfinite(res.train_loss) and math.isfinite(res.val_loss)
-    assert not torch.equal(before, net.alpha.detach())
+    net = SuperNet(SearchSpace(2, SIGNAL), 4, num_layers=2)
+    opt = DARTSOptimizer(net, 0.05, 3e-2, order="second", alpha_optimizer="adam")
+    losses = []
+    for _ in range(30):
+        x, v = torch.randn(8, 9, 4), torch.randn(8, 9, 4)
+        losses.append(opt.step(x, target(x), v, target(v)).val_loss)
+    w = net.weights()[0]
+    assert int(w.argmax()) == SIGNAL.index("max_pool_3x3"), w
+    assert w.max() > 0.5 and all(math.isfinite(v) for v in losses)
+    assert sum(losses[-5:]) < sum(losses[:5])
+    assert net.discretize().cell.edges[0].op == OpType.MAX_POOL_3X3
+
+
+def _state(opt):
+    """Every parameter, gradient and optimizer state tensor of a DARTSOptimizer, cloned."""
+    out = [p.detach().clone() for p in opt.weights + opt.alphas]
+    out += [None if p.grad is None else p.grad.clone() for p in opt.weights + opt.alphas]
+    for o in (opt.weight_optimizer, opt.alpha_optimizer):
+        for st in o.state.values():
+            out += [v.clone() if torch.is_tensor(v) else v for v in st.values()]
+    return out
+
+
+def _assert_bitwise_equal(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        if torch.is_tensor(x):
+            assert torch.equal(x.view(-1).view(torch.uint8), y.view(-1).view(torch.uint8))
+        else:
+            assert x == y
+
+
+@pytest.mark.parametrize("order", ["first", "second"])
+def test_step_on_non_finite_data_is_refused_and_changes_nothing(order):
+    torch.manual_seed(12)
+    net = SuperNet(SearchSpace(3, ["conv_3x3", "max_pool_3x3", "zero"]), 4)
+    opt = DARTSOptimizer(net, 0.05, 3e-3, order=order, alpha_optimizer="adam",
+                         weight_momentum=0.9)  # fmt: skip
+    x, y = torch.randn(4, 6, 4), torch.randn(4, 6, 4)
+    opt.step(x, y, x, y)  # momentum buffers and Adam moments exist now
+    before = _state(opt)
+    for k, name in enumerate(["train_x", "train_y", "val_x", "val_y"]):
+        args = [x, y, x, y]
+        args[k] = args[k].clone()
+        args[k][1, 2, 3] = float("nan") if k % 2 else float("inf")
+        with pytest.raises(ValueError, match=f"{name} has non-finite values"):
+            opt.step(*args)
+        _assert_bitwise_equal(_state(opt), before)
+
+
+@pytest.mark.parametrize("order", ["first", "second"])
+def test_non_finite_loss_or_gradient_refuses_the_whole_step(order):
+    torch.manual_seed(13)
+    net = SuperNet(SearchSpace(3, ["conv_3x3", "max_pool_3x3", "zero"]), 4)
+    x, y = torch.randn(4, 6, 4), torch.randn(4, 6, 4)
+    calls, fail = [0], {}  # loss calls in this step; call number -> how it fails
+
+    def loss(p, t):
+        calls[0] += 1
+        how = fail.get(calls[0])
+        if how == "grad":  # a finite loss whose gradient is NaN
+            p.register_hook(lambda g: torch.full_like(g, float("nan")))
+        out = torch.nn.functional.mse_loss(p, t)
+        return out * float(how) if how in ("nan", "inf") else out
+
+    opt = DARTSOptimizer(net, 0.05, 3e-3, order=order, alpha_optimizer="adam",
+                         weight_momentum=0.9, loss=loss)  # fmt: skip
+    opt.step(x, y, x, y)  # momentum buffers and Adam moments exist now
+    cases = [
+        ({1: "nan"}, "training loss is nan at this step; weights and alpha were left unchanged"),
+        ({1: "grad"}, "weight gradient is nan at this step; weights and alpha were left"),
+        ({2: "inf"}, "validation loss is inf at this step; the weight step was undone; alpha"),
+        ({2: "grad"}, "alpha gradient is nan at this step; the weight step was undone"),
+    ]
+    if order == "second":  # the Hessian-vector product's losses (train loss at w +- eps v)
+        cases.append(({3: "nan"}, "alpha gradient is nan at this step; the weight step was"))
+    for f, match in cases:
+        before = _state(opt)
+        calls[0], fail = 0, f
+        with pytest.raises(FloatingPointError, match=match):
+            opt.step(x, y, x, y)
+        _assert_bitwise_equal(_state(opt), before)
+        fail = {}
+    calls[0] = 0
+    assert math.isfinite(opt.step(x, y, x, y).val_loss)  # and it still steps
 
 
 def test_named_candidates_go_through_nas_ops_mixed_op(monkeypatch):

@@ -471,6 +471,35 @@ def test_file_object_destination(tmp_path):
             {"weights": {"w": np.array([1.0, np.nan])}, "refuse_non_finite": True},
             "weight 'w' has a non-finite value at flat index 1",
         ),
+        # float dims are an error, never truncated ([2.5, 2.4] once became [2, 2])
+        (
+            {"weights": {"w": np.zeros(6)}, "shapes": {"w": [2.5, 2.4]}},
+            r"shapes\['w'\] must be a sequence of ints, got \[2.5, 2.4\]",
+        ),
+        (
+            {"weights": {"w": np.zeros(6)}, "shapes": {"w": [2.0, 3.0]}},
+            r"shapes\['w'\] must be a sequence of ints",
+        ),
+        ({"weights": {"w": np.zeros(6)}, "shapes": {"w": "23"}}, "sequence of ints"),
+        # non-integer cell sizes and schema versions: ValueError, not struct.error
+        ({"arch": _arch(num_nodes=3.0)}, "num_nodes must be an integer, got 3.0"),
+        ({"arch": _arch([(0, 1.5, "zero")])}, r"edge 0 \(0->1.5\) must have integer nodes"),
+        ({"arch": _arch(total_params=1.5)}, "total_params is 1.5"),
+        ({"schema_version": 1.5}, r"schema_version is 1.5, must be an int"),
+        ({"schema_version": "1"}, r"schema_version is '1', must be an int"),
+        ({"schema_version": -1}, r"schema_version is -1"),
+        (
+            {
+                "alphas": np.array([[0.0, np.nan]] * 3),
+                "alpha_ops": ["zero", "skip_connect"],
+                "refuse_non_finite": True,
+            },
+            r"alphas has a non-finite value nan at \[0, 1\]",
+        ),  # fmt: skip
+        (
+            {"alphas": np.zeros((3, 2)), "alpha_ops": ["zero", "zero"]},
+            "alpha_ops lists 'zero' more than once",
+        ),
     ],
 )
 def test_export_errors(tmp_path, kwargs, match):
@@ -484,6 +513,20 @@ def test_export_errors(tmp_path, kwargs, match):
 def test_non_finite_values_are_kept_unless_refused():
     data = _export_bytes(_arch(), None, {"w": np.array([np.nan, np.inf], np.float32)})
     assert np.isnan(load_tensors(data)["w"][0])
+    alphas = np.array([[0.0, np.nan]] * 3, np.float32)
+    data = _export_bytes(_arch(), None, alphas=alphas, alpha_ops=["zero", "skip_connect"])
+    assert np.isnan(load_alphas(data)[0][0, 1])
+
+
+def test_integer_like_values_are_accepted():
+    # numpy integers are integers; an alpha_ops string is an op spec, not letters
+    w = {"w": np.arange(6.0)}
+    data = _export_bytes(
+        _arch(), None, w, {"w": (np.int64(2), np.int32(3))}, schema_version=np.uint32(2)
+    )
+    assert load_tensors(data)["w"].shape == (2, 3)
+    data = _export_bytes(_arch(), None, alphas=np.zeros((3, 2)), alpha_ops="zero,skip_connect")
+    assert load_alphas(data)[1] == [OpType.ZERO, OpType.SKIP_CONNECT]
 
 
 # --------------------------------------------------------------------------------------
@@ -695,14 +738,58 @@ def test_hostile_tensor_infos():
     _expect(blob, "truncated file: name of tensor 1 length", load_tensors)
 
 
+def _with_tensor_count(data: bytes, n: int) -> bytes:
+    return data[:8] + struct.pack("<Q", n) + data[16:]
+
+
+def test_layout_must_add_up_exactly(example):
+    # the header's tensor count disagrees with the layout: one changed byte used to
+    # return tensor-info bytes as weights, and a count of 0 loaded with no tensors
+    for n, match in [
+        (1, r"\d+ unexpected bytes after the last tensor's padding"),
+        (0, r"\d+ unexpected bytes after the tensor infos"),
+        (3, "tensor '' has n_dims 0"),  # data read as a third tensor info
+    ]:
+        _expect(_with_tensor_count(example, n), match, load_tensors)
+        _expect(_with_tensor_count(example, n), match, load_nas_arch_from_gguf)
+    # bytes missing from the last padding, or extra bytes after it
+    _expect(example[:-1], "the last tensor's padding ends at offset 928, the file has 927")
+    for extra in (b"\0", bytes(32), b"junk"):
+        _expect(example + extra, f"{len(extra)} unexpected bytes after the last tensor's padding")
+    # tensors must tile the data section: no gap before or between them
+    kvs = _kvs()
+    gap = _gguf(kvs, infos=[_tinfo("w", [4], offset=32)], data=bytes(64))
+    _expect(gap, "tensor 'w' data starts at offset 32, expected 0", load_tensors)
+    two = [_tinfo("w", [4]), _tinfo("v", [4], offset=64)]
+    _expect(_gguf(kvs, infos=two, data=bytes(96)), "'v' data starts at offset 64, expected 32")
+
+
+def test_tensorless_files_end_after_the_infos_or_their_padding():
+    seed = _export_bytes(_arch())  # the seed's layout: no padding at all
+    assert load_nas_arch_from_gguf(seed)[0] == _arch()
+    padded = seed + bytes(-len(seed) % 32)  # gguf-py's write_tensors_to_file pads
+    assert len(padded) > len(seed) and load_tensors(padded) == {}
+    _expect(seed + b"\0", "1 unexpected bytes after the tensor infos")
+    _expect(padded + bytes(32), "57 unexpected bytes after the tensor infos at offset 519")
+
+
+def test_load_alphas_rejects_duplicate_ops():
+    kvs = list(_kvs().values())
+    flat = _s("nas.alphas") + struct.pack("<IIQ", 9, 6, 8) + bytes(32)
+    ops = _array("nas.alphas.ops", 8, 2, _s("zero") + _s("zero"))
+    with pytest.raises(GGUFFormatError, match="nas.alphas.ops lists 'zero' more than once"):
+        load_alphas(_gguf([*kvs, flat, ops]))
+
+
 def test_general_alignment_is_honoured_and_checked():
     kvs = list(_kvs().values())
     al = _u32("general.alignment", 64)
     head = b"GGUF" + struct.pack("<IQQ", 3, 1, len(kvs) + 1) + b"".join(kvs) + al
     head += _tinfo("w", [2])
     head += b"\0" * (-len(head) % 64)
-    blob = head + struct.pack("<2f", 1.5, -2.0)
+    blob = head + struct.pack("<2f", 1.5, -2.0) + bytes(56)  # padded to 64, like the data
     np.testing.assert_array_equal(load_tensors(blob)["w"], [1.5, -2.0])
+    _expect(blob[:-24], "the last tensor's padding ends at", load_tensors)  # padded to 32 only
     _expect(
         _gguf([*kvs, _u32("general.alignment", 48)]), "general.alignment is 48, not a power of two"
     )
@@ -738,18 +825,13 @@ def _load_both(data: bytes) -> None:
 
 
 def test_fuzz_truncated_at_every_offset(example):
-    end_of_data = 0x360 + 32 + 24  # the last tensor's bytes end here; padding follows
+    # "truncation at any byte" includes the last tensor's padding (0x360 + 32 + 24 on)
     for k in range(len(example)):
         cut = example[:k]
-        if k < end_of_data:
-            with pytest.raises(GGUFFormatError):
-                load_tensors(cut)
-            with pytest.raises(GGUFFormatError):
-                load_nas_arch_from_gguf(cut)
-        else:  # only trailing padding is missing: the data is whole
-            assert (
-                load_tensors(cut)["blk.1.weight"].tobytes() == _weights()["blk.1.weight"].tobytes()
-            )
+        with pytest.raises(GGUFFormatError):
+            load_tensors(cut)
+        with pytest.raises(GGUFFormatError):
+            load_nas_arch_from_gguf(cut)
 
 
 def test_fuzz_truncated_files_on_disk(example, tmp_path):

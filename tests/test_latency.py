@@ -34,14 +34,40 @@ def test_seed_defaults_and_worked_example():
     assert est.estimate_batch([ALL_CONV3])[0] == pytest.approx(4.7313715200000004e-4, rel=1e-15)
 
 
-def test_rate_at_most_zero_drops_the_term():
+def test_rate_zero_drops_the_term():
     est = LatencyEstimator(HWProfile("no-compute", 0.0, 200.0))
     assert est.compute_time(ALL_CONV3) == 0.0
     assert est.estimate(ALL_CONV3) == pytest.approx(2.015232e-5)
     w, _ = est.coeffs()
     assert w[0] == 0.0 and w[1] == pytest.approx(1 / 200e9)
-    est = LatencyEstimator(HWProfile("nothing", -1.0, 0.0))
+    est = LatencyEstimator(HWProfile("nothing", 0, 0.0))
     assert est.estimate(ALL_CONV3) == 0.0
+
+
+@pytest.mark.parametrize(
+    "flops, mem, field",
+    [
+        (-1.0, 200.0, "flops_throughput_gflops"),
+        (1000.0, float("nan"), "mem_bandwidth_gbs"),
+        (float("inf"), 200.0, "flops_throughput_gflops"),
+        (1000.0, -200, "mem_bandwidth_gbs"),
+    ],
+)
+def test_negative_nan_or_infinite_rates_are_errors(flops, mem, field):
+    # they used to estimate 0 or silently drop a term
+    with pytest.raises(ValueError, match=rf"HWProfile.{field} is .*must be finite and >= 0"):
+        HWProfile("x", flops, mem)
+    with pytest.raises(ValueError, match="HWProfile.mem_bandwidth_gbs must be a number"):
+        HWProfile("x", 1.0, "200")
+
+
+def test_calibration_latencies_must_be_numbers():
+    # a str latency was parsed by np.asarray and fitted as if it were a number
+    with pytest.raises(ValueError, match="CalibrationPoint.latency must be a number .*'0.001'"):
+        CalibrationPoint(ALL_CONV3, "0.001")
+    with pytest.raises(ValueError, match="CalibrationPoint.latency must be a number"):
+        CalibrationPoint(ALL_CONV3, None)
+    assert CalibrationPoint(ALL_CONV3, np.float32(1e-3)).latency == np.float32(1e-3)
 
 
 def test_coeffs_and_feature_table_reproduce_seed_estimates():
@@ -426,6 +452,19 @@ def test_measure_cells_real_tiny(mode):
 
 def test_measure_cells_bad_args():
     cells = [ALL_CONV3]
+    # non-integer sizes and counts are errors, never truncated or a TypeError
+    with pytest.raises(ValueError, match=r"shape must be .* got \(2, 4.5, 8\)"):
+        measure_cells(cells, shape=(2, 4.5, 8))
+    with pytest.raises(ValueError, match="rounds must be an integer, got 2.5"):
+        measure_cells(cells, rounds=2.5)
+    with pytest.raises(ValueError, match="threads must be an integer, got '1'"):
+        measure_cells(cells, threads="1")
+    with pytest.raises(ValueError, match="min_block_s must be finite and >= 0, got nan"):
+        measure_cells(cells, min_block_s=float("nan"))
+    with pytest.raises(ValueError, match="cells must be an integer, got 2.5"):
+        sample_cells(nas.SearchSpace(3), 2.5)
+    with pytest.raises(ValueError, match="seed must be an integer, got 1.5"):
+        measure_cells(cells, seed=1.5)  # a TypeError from numpy
     with pytest.raises(ValueError, match="mode must be one of"):
         measure_cells(cells, mode="backward")
     with pytest.raises(ValueError, match="shape must be"):
@@ -529,3 +568,129 @@ def test_estimate_range_non_additive_decodes_indices():
     np.testing.assert_allclose(got, want, rtol=1e-12)
     with pytest.raises(ValueError, match="not additive"):
         nas.latency_coeffs(nas.dgx_spark(), est)
+
+
+def test_estimate_range_checks_its_range():
+    # count=-5 was a torch RuntimeError; a range past the space decoded garbage or failed
+    space = nas.SearchSpace(3, ["avg_pool_3x3", "skip_connect", "zero"])  # 27 cells
+    for est in (
+        LatencyEstimator(nas.dgx_spark()),
+        LatencyEstimator(nas.dgx_spark(), features="lut", ops=space.ops, shape=(4, 8, 16)),
+    ):
+        with pytest.raises(ValueError, match="count must be >= 0, got -5"):
+            est.estimate_range(space, 0, -5)
+        with pytest.raises(ValueError, match="count must be an integer, got 2.5"):
+            est.estimate_range(space, 0, 2.5)
+        with pytest.raises(ValueError, match="start must be >= 0, got -1"):
+            est.estimate_range(space, -1, 2)
+        with pytest.raises(ValueError, match=r"start \+ count = 20 \+ 10 = 30 is past .* 27"):
+            est.estimate_range(space, 20, 10)
+        with pytest.raises(ValueError, match="start is 28, past the space's 27 cells"):
+            est.estimate_range(space, 28)
+        assert est.estimate_range(space, 27).shape == (0,)
+        assert est.estimate_range(space, 25).shape == (2,)
+    big = nas.SearchSpace(12, ["skip_connect", "zero"])  # 2**66 cells
+    lut = LatencyEstimator(nas.dgx_spark(), features="lut", ops=big.ops, shape=(4, 8, 16))
+    with pytest.raises(ValueError, match="indices past int64; the 'lut' model decodes"):
+        lut.estimate_range(big, 2**63 - 1, 2)
+
+
+# -- calibrate: outputs checked first, measurements never lost, big spaces -----------------
+_TINY = dict(n_cells=8, holdout=0.25, shapes=[(2, 4, 8)], rounds=2, warmup=0,
+             min_block_s=0.0, repeat="none", plot=False)  # fmt: skip
+
+
+def test_calibrate_checks_out_before_measuring(tmp_path, monkeypatch):
+    import nas.calibrate as cal
+
+    def no_timing(*a, **k):
+        raise AssertionError("measured before checking --out")
+
+    monkeypatch.setattr(cal, "time_cells", no_timing)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (blocker, blocker / "sub"):
+        with pytest.raises(ValueError, match="cannot write to out folder"):
+            cal.run_calibration(nas.SearchSpace(3), out=out, **_TINY)
+    assert blocker.read_text() == "x" and sorted(tmp_path.iterdir()) == [blocker]
+
+
+def test_calibrate_saves_the_measurement_before_fitting(tmp_path, monkeypatch):
+    import nas.calibrate as cal
+
+    def failing_fit(self, points, weighting="absolute"):
+        raise ValueError("fit failed")
+
+    monkeypatch.setattr(LatencyEstimator, "calibrate", failing_fit)
+    out = tmp_path / "calib"
+    with pytest.raises(ValueError, match="no feature set could be fitted"):
+        cal.run_calibration(nas.SearchSpace(3), out=out, **_TINY)
+    rows = (out / "points.csv").read_text().splitlines()
+    assert rows[0] == "row,cell_index,op_codes,shape,latency_s,repeat_s,split"
+    assert len(rows) == 9 and all(float(r.split(",")[4]) > 0 for r in rows[1:])
+    assert sorted(p.name for p in out.iterdir()) == ["points.csv"]  # no temporaries
+
+
+def test_calibrate_spaces_past_int64(tmp_path, capsys):
+    # 12 nodes: 8**66 cells, indices past int64 (crashed in sample_cells)
+    space = nas.SearchSpace(12)
+    cells = sample_cells(space, 3, seed=5)
+    assert len({space.index(c) for c in cells}) == 3 and max(map(space.index, cells)) > 2**63
+    argv = ["calibrate", "--cells", "6", "--nodes", "12", "--ops", "skip_connect,zero,avg_pool_3x3"]
+    argv += ["--shape", "1,4,4", "--rounds", "1", "--warmup", "0", "--min-block-ms", "0"]
+    argv += ["--features", "seed", "--repeat", "none", "--out", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n_cells"] == 6 and doc["space"]["num_nodes"] == 12
+    rows = (tmp_path / "points.csv").read_text().splitlines()[1:]
+    indices = [int(r.split(",")[1]) for r in rows]
+    assert len(indices) == 6 and max(indices) > 2**63
+
+
+def test_json_outputs_are_strict(tmp_path, capsys, monkeypatch):
+    # Python's json writes NaN/Infinity, which is not JSON: every output must be strict
+    import nas.calibrate as cal
+    from nas._io import dumps_json
+
+    doc = {"a": float("nan"), "b": [float("inf"), -np.inf], "c": np.float64(1.5), "d": np.int64(2)}
+    assert json.loads(dumps_json(doc)) == {"a": None, "b": [None, None], "c": 1.5, "d": 2}
+    # equal latencies make the held-out R^2 undefined (NaN): null in every JSON output
+    monkeypatch.setattr(cal, "_statistic", lambda times, statistic: np.full(len(times), 1e-3))
+    argv = ["calibrate", "--cells", "8", "--nodes", "3", "--shape", "2,4,8", "--rounds", "1"]
+    argv += ["--warmup", "0", "--min-block-ms", "0", "--features", "seed", "--fit", "absolute"]
+    argv += ["--repeat", "none", "--out", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    file_text = (tmp_path / "calibration.json").read_text()
+    for t in (text, file_text):
+        assert "NaN" not in t and "Infinity" not in t
+        json.loads(t, parse_constant=lambda c: pytest.fail(f"non-strict JSON token {c}"))
+    assert json.loads(text)["heldout_r2"] is None
+    # the enumerate command's constraint bounds: +inf is refused up front (one line)
+    # rather than printed, and a finite bound is written as a plain number
+    assert main(["enumerate", "--nodes", "3", "--top-k", "2", "--max-params", "inf", "--json"]) == 2
+    assert "must be a finite number" in capsys.readouterr().err
+    assert main(["enumerate", "--nodes", "3", "--top-k", "2", "--max-params", "1e9", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["constraints"]["params"] == [None, 1e9] and "Infinity" not in out
+
+
+def test_additive_table_sums_match_estimate_batch_to_the_readme_bounds():
+    # README: features exact; latencies 1 ulp apart (seed coefficients) or 2 ulps
+    # (calibrated); estimate_range within 2 ulps of estimate_batch
+    space = nas.SearchSpace(4)
+    idx = torch.arange(space.num_cells())
+    codes = space.decode(idx).numpy()
+    seed = LatencyEstimator(nas.dgx_spark())
+    calibrated = LatencyEstimator(nas.dgx_spark())
+    cells = [space.sample(s) for s in range(12)]
+    calibrated.calibrate([CalibrationPoint(c, 1e-4 + seed.estimate(c) * 1.7) for c in cells])
+    for est, bound in ((seed, 1), (calibrated, 2)):
+        w, bias = est.coeffs()
+        table = est.feature_table(space.ops)
+        feats = table[codes].sum(1)
+        np.testing.assert_array_equal(feats[:, :2], est.cell_features(idx, space)[:, :2])
+        want = est.estimate_batch(idx, space)
+        ulp = np.spacing(np.abs(want))
+        assert (np.abs(feats @ w + bias - want) <= bound * ulp).all()
+        assert (np.abs(est.estimate_range(space) - want) <= 2 * ulp).all()

@@ -8,7 +8,7 @@ import torch
 
 import nas
 from nas.ops import _reference, mixed_op
-from nas.ops.mixed_op import _native_available
+from nas.ops.mixed_op import TOLERANCES, _native_available
 
 from .conftest import devices
 
@@ -196,8 +196,37 @@ def test_bad_input(fn):
         fn(x, alpha.float(), SIGNAL, [])
 
 
+def _aten_calls(fn):
+    """The ops ``fn()`` dispatches (forward and backward), by name."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    calls = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            calls.append(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    with Record():
+        fn()
+    return calls
+
+
 def test_uses_native_when_built():
-    assert _native_available() == nas.has_native()
+    # The suite runs against a built package: the wrapper must dispatch to the fused
+    # native op (pools computed inside it), not compute the reference's ATen pools.
+    # (This compared _native_available() with has_native(), its own definition.)
+    assert nas.has_native() and _native_available()
+    x, alpha, params = _inputs((2, 5, 3), ALL, grad=True)
+    y = mixed_op(x, alpha, ALL, params)
+    fwd = _aten_calls(lambda: mixed_op(x, alpha, ALL, params))
+    bwd = _aten_calls(lambda: y.sum().backward())
+    assert "nas.mixed_op" in fwd and "nas.mixed_op_backward" in bwd, (fwd, bwd)
+    pools = {"aten.avg_pool1d", "aten.max_pool1d", "aten.avg_pool2d", "aten.max_pool2d"}
+    assert not pools & set(fwd + bwd), (fwd, bwd)
+    # and the reference really is different code: it runs the ATen pools
+    ref = _aten_calls(lambda: _reference.mixed_op(x, alpha, ALL, params))
+    assert "nas.mixed_op" not in ref and any("pool" in c for c in ref), ref
 
 
 def _op_args(ops, shape=(2, 5, 3), dtype=torch.float64, grad=False, seed=0):
@@ -276,12 +305,22 @@ def test_native_op_rejects_bad_codes():
         torch.ops.nas.mixed_op(x, torch.zeros(3), [6, 7], [])
     with pytest.raises(ValueError, match="param_outputs has 0 tensor"):
         torch.ops.nas.mixed_op(x, torch.zeros(2), [0, 7], [])
-    with pytest.raises(ValueError, match="x must be float32 or float64"):
-        torch.ops.nas.mixed_op(x.half(), torch.zeros(1).half(), [6], [])
+    f8 = torch.float8_e4m3fn
+    with pytest.raises(ValueError, match="x must be float32, float64, bfloat16 or float16"):
+        torch.ops.nas.mixed_op(x.to(f8), torch.zeros(1).to(f8), [6], [])
+    with pytest.raises(ValueError, match="x must be float32, float64, bfloat16 or float16"):
+        torch.ops.nas.mixed_op(x.int(), torch.zeros(1).int(), [6], [])
     with pytest.raises(ValueError, match=r"grad shape \[2, 5, 4\] does not match x shape"):
         torch.ops.nas.mixed_op_backward(torch.randn(2, 5, 4), x, torch.zeros(1), [6], [])
-    with pytest.raises(ValueError, match="x must be float32 or float64"):
-        mixed_op(x.half(), torch.zeros(1).half(), ["skip_connect"], [])
+    with pytest.raises(ValueError, match="x must be float32, float64, bfloat16 or float16"):
+        mixed_op(x.to(f8), torch.zeros(1).to(f8), ["skip_connect"], [])
+    # float32 logits are allowed with a half-type x only; half logits need x's dtype.
+    with pytest.raises(ValueError, match=r"alpha must have x's dtype \(or float32"):
+        torch.ops.nas.mixed_op(x.double(), torch.zeros(1), [6], [])
+    with pytest.raises(ValueError, match=r"alpha must have x's dtype \(or float32"):
+        torch.ops.nas.mixed_op(x.bfloat16(), torch.zeros(1).half(), [6], [])
+    with pytest.raises(ValueError, match=r"alpha must have x's dtype \(or float32"):
+        mixed_op(x.bfloat16(), torch.zeros(1).double(), ["skip_connect"], [])
 
 
 @requires_native
@@ -325,3 +364,196 @@ def test_double_backward_raises():
     (ga,) = torch.autograd.grad(y.square().sum(), a, create_graph=True)
     with pytest.raises(RuntimeError, match="does not support double backward"):
         ga.sum().backward()
+
+
+# ---------------------------------------------------------------------------------
+# Mixed precision (bf16 / fp16) against the float64 reference, with the tolerance rule
+# of nas.ops.mixed_op.TOLERANCES; autocast; the backward's output_mask.
+
+HALF = [torch.bfloat16, torch.float16]
+
+
+def _assert_within(got, ref64, ref_low, tol, name):
+    """|got - ref64| <= atol + rtol |ref64| + lowprec |ref_low - ref64|, elementwise."""
+    assert got.shape == ref64.shape, (name, got.shape, ref64.shape)
+    err = (got.double() - ref64).abs()
+    bound = tol.atol + tol.rtol * ref64.abs() + tol.lowprec * (ref_low.double() - ref64).abs()
+    bad = err > bound
+    assert not bad.any(), (
+        f"{name}: {int(bad.sum())} of {err.numel()} elements out of tolerance; worst "
+        f"err {float((err - bound).max()):.3g} over its bound"
+    )
+
+
+def _check_half(x, alpha, ops, params, seed=1):
+    """mixed_op on half inputs (alpha float32 or x's dtype) vs the float64 reference on
+    the same (upcast) inputs, forward and every gradient, shared cotangent."""
+    tol = TOLERANCES[x.dtype]
+    cot = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).to(x.dtype)
+    y, grads = _grads(mixed_op, x, alpha, ops, params, cot)
+    up = [t.double() for t in (x, alpha, *params)]
+    y64, g64 = _grads(_reference.mixed_op, up[0], up[1], ops, up[2:], cot.double())
+    y_lo, g_lo = _grads(_reference.mixed_op, x, alpha, ops, params, cot)
+    assert y.dtype == x.dtype and grads[1].dtype == alpha.dtype
+    _assert_within(y, y64, y_lo, tol, "y")
+    names = ["x", "alpha"] + [f"param_outputs[{i}]" for i in range(len(params))]
+    for name, got, ref, low in zip(names, grads, g64, g_lo, strict=True):
+        assert got.dtype == (alpha.dtype if name == "alpha" else x.dtype), name
+        _assert_within(got, ref, low, tol, f"d{name}")
+    return y, grads, y64, y_lo
+
+
+@requires_native
+@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("alpha_fp32", [True, False])
+@pytest.mark.parametrize("shape", [(3, 1, 5), (3, 7, 5), (2, 42, 16), (2, 97, 9)])
+@pytest.mark.parametrize("ops", [SIGNAL, ALL, ["max_pool_3x3", "conv_5x5", "avg_pool_3x3"]])
+def test_half_matches_float64_reference(dtype, alpha_fp32, shape, ops):
+    x, alpha, params = _inputs(shape, ops, torch.float64, seed=shape[1])
+    x, params = x.to(dtype), [p.to(dtype) for p in params]
+    alpha = alpha.float() if alpha_fp32 else alpha.to(dtype)
+    _check_half(x, alpha, ops, params)
+    if params:  # conv outputs in their [B, D, N] storage
+        _check_half(x, alpha, ops, _conv_layout(params))
+
+
+@requires_native
+@pytest.mark.parametrize("dtype", HALF)
+def test_half_accumulates_in_float32(dtype):
+    # Large D*N: a half-precision sum of the s_k would be far off; float32 accumulation
+    # keeps dalpha within float32 rounding of the float64 reference (on the same
+    # rounded inputs), much closer than the low-precision reference gets.
+    x, alpha, params = _inputs((16, 97, 64), ALL, torch.float64, seed=11)
+    x, params, alpha = x.to(dtype), [p.to(dtype) for p in params], alpha.float()
+    _, grads, _, _ = _check_half(x, alpha, ALL, params)
+    cot = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+    up = [t.double() for t in (x, alpha, *params)]
+    _, g64 = _grads(_reference.mixed_op, up[0], up[1], ALL, up[2:], cot.double())
+    torch.testing.assert_close(grads[1].double(), g64[1], rtol=1e-4, atol=1e-4)
+
+
+@requires_native
+@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("ops,shape", [(SIGNAL, (2, 5, 3)), (ALL, (3, 7, 4))])
+def test_half_opcheck(dtype, ops, shape):
+    for grad in (False, True):
+        x, alpha, codes, params = _op_args(ops, shape, grad=False)
+        args = [x.to(dtype), alpha.float(), codes, [p.to(dtype) for p in params]]
+        for t in (args[0], args[1], *args[3]):
+            t.requires_grad_(grad)
+        torch.library.opcheck(torch.ops.nas.mixed_op.default, tuple(args))
+    x, alpha, codes, params = _op_args(ops, shape)
+    x, params = x.to(dtype), [p.to(dtype) for p in params]
+    g = torch.randn_like(x)
+    for a in (alpha.float(), alpha.to(dtype)):
+        torch.library.opcheck(torch.ops.nas.mixed_op_backward.default, (g, x, a, codes, params))
+        torch.library.opcheck(
+            torch.ops.nas.mixed_op_backward.default,
+            (g, x, a, codes, _conv_layout(params), [False, True, False]),
+        )
+
+
+@requires_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("dn", [False, True])
+def test_backward_output_mask(dtype, dn):
+    # Each of the 8 masks: the gradients asked for equal the full backward's bit for bit
+    # (same arithmetic), the others come back empty; opcheck checks the fake agrees.
+    x, alpha, codes, params = _op_args(ALL, (3, 42, 16), torch.float64, seed=4)
+    x, params = x.to(dtype), [p.to(dtype) for p in params]
+    alpha = alpha.float() if dtype == torch.bfloat16 else alpha.to(dtype)
+    if dn:
+        params = _conv_layout(params)
+    g = torch.randn_like(x)
+    full = torch.ops.nas.mixed_op_backward(g, x, alpha, codes, params)
+    for mask in itertools.product([False, True], repeat=3):
+        dx, da, dps = torch.ops.nas.mixed_op_backward(g, x, alpha, codes, params, list(mask))
+        assert torch.equal(dx, full[0]) if mask[0] else dx.shape == (0,)
+        assert torch.equal(da, full[1]) if mask[1] else da.shape == (0,)
+        if mask[2]:
+            assert len(dps) == len(params)
+            for got, want in zip(dps, full[2], strict=True):
+                assert torch.equal(got, want) and got.stride() == want.stride()
+        else:
+            assert list(dps) == []
+    torch.library.opcheck(
+        torch.ops.nas.mixed_op_backward.default, (g, x, alpha, codes, params, [True, False, True])
+    )
+
+
+def _backward_masks(x, alpha, params):
+    """The output_mask autograd passes to nas.mixed_op_backward, and the gradients."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    masks = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if str(func.overloadpacket) == "nas.mixed_op_backward":
+                # an all-True mask is the schema default and may be left out
+                masks.append(list(args[5]) if len(args) > 5 else [True] * 3)
+            return func(*args, **(kwargs or {}))
+
+    y = mixed_op(x, alpha, ALL, params)
+    with Record():
+        y.square().sum().backward()
+    return masks
+
+
+@requires_native
+@pytest.mark.parametrize("needs", list(itertools.product([False, True], repeat=3))[1:])
+def test_backward_computes_only_needed_grads(needs):
+    x, alpha, params = _inputs((2, 9, 8), ALL, torch.float64, seed=2)
+    x.requires_grad_(needs[0])
+    alpha.requires_grad_(needs[1])
+    dn = _conv_layout(params)
+    for p in dn:
+        p.requires_grad_(needs[2])
+    assert _backward_masks(x, alpha, dn) == [list(needs)]
+    # And the gradients that were computed are right (param grads keep the conv layout
+    # even when the param outputs were not saved, i.e. alpha needs no grad).
+    ref = [t.detach().clone().requires_grad_(r) for t, r in zip([x, alpha], needs, strict=False)]
+    refp = [p.detach().clone().requires_grad_(needs[2]) for p in dn]
+    _reference.mixed_op(ref[0], ref[1], ALL, refp).square().sum().backward()
+    for got, want in zip([x, alpha, *dn], [*ref, *refp], strict=True):
+        if want.grad is None:
+            assert got.grad is None
+        else:
+            torch.testing.assert_close(got.grad, want.grad, rtol=1e-12, atol=1e-12)
+    if needs[2]:
+        assert all(p.grad.stride() == p.stride() for p in dn)
+
+
+@requires_native
+@pytest.mark.parametrize("direct", [False, True])
+def test_autocast_cpu_bf16(direct):
+    # Under autocast, Conv1d outputs are bf16 and x / alpha stay float32: the wrapper
+    # and the op itself cast x (and the param outputs) to bf16, keep alpha float32.
+    torch.manual_seed(0)
+    ops = ["conv_3x3", "avg_pool_3x3", "max_pool_3x3", "skip_connect", "zero"]
+    x = torch.randn(4, 42, 16, requires_grad=True)
+    alpha = torch.randn(len(ops), requires_grad=True)
+    conv = torch.nn.Conv1d(16, 16, 3, padding=1)
+    codes = [nas.all_ops().index(nas.as_op(op)) for op in ops]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        p = conv(x.transpose(1, 2)).transpose(1, 2)
+        assert p.dtype == torch.bfloat16 and x.dtype == torch.float32
+        if direct:
+            y = torch.ops.nas.mixed_op(x, alpha, codes, [p])
+        else:
+            y = mixed_op(x, alpha, ops, [p])
+    assert y.dtype == torch.bfloat16
+    y.float().square().sum().backward()
+    assert x.grad.dtype == torch.float32 and alpha.grad.dtype == torch.float32
+    # The same computation by hand: bf16 inputs, float64 reference, tolerance rule.
+    xb, pb = x.detach().bfloat16(), p.detach()
+    y64 = _reference.mixed_op(xb.double(), alpha.detach().double(), ops, [pb.double()])
+    y_lo = _reference.mixed_op(xb, alpha.detach(), ops, [pb])
+    _assert_within(y.detach(), y64, y_lo, TOLERANCES[torch.bfloat16], "y")
+    x2 = x.detach().clone().requires_grad_(True)
+    a2 = alpha.detach().clone().requires_grad_(True)
+    ref = _reference.mixed_op(x2, a2, ops, [conv(x2.transpose(1, 2)).transpose(1, 2)])
+    ref.square().sum().backward()
+    # bf16 forward/backward vs float32 end to end: bf16's ~3 significant digits.
+    torch.testing.assert_close(alpha.grad, a2.grad, rtol=0.05, atol=0.5)
+    torch.testing.assert_close(x.grad, x2.grad, rtol=0.05, atol=0.1)

@@ -200,6 +200,31 @@ def test_parse_ops():
     assert nas.parse_ops("conv_3x3, zero") == [OpType.CONV_3X3, OpType.ZERO]
     with pytest.raises(ValueError, match="unknown op"):
         nas.parse_ops("conv_3x3,nope")
+    with pytest.raises(ValueError, match="ops must be a str or a sequence of op names, got 3"):
+        nas.parse_ops(3)
+
+
+def test_search_space_reads_a_string_as_an_op_spec():
+    # a bare string is a comma-separated op spec, never a list of one-letter ops
+    assert SearchSpace(3, "conv_3x3").ops == [OpType.CONV_3X3]
+    assert SearchSpace(3, "conv_3x3,zero").ops == [OpType.CONV_3X3, OpType.ZERO]
+    assert SearchSpace(3, "signal") == SearchSpace(3, nas.default_signal_ops())
+    with pytest.raises(ValueError, match="unknown op 'c'"):
+        SearchSpace(3, list("conv_3x3"))  # letters only when the caller asks for them
+
+
+@pytest.mark.parametrize(
+    "cell, match",
+    [
+        (nas.Cell(3.0, ()), "num_nodes must be an integer, got 3.0"),
+        (nas.Cell(3, (Edge(0, 2.0, "zero"),)), r"edge 0 \(0->2.0\) must have integer nodes"),
+        (nas.Cell(True, ()), "num_nodes must be an integer, got True"),
+    ],
+)
+def test_cell_validate_needs_integer_nodes(cell, match):
+    with pytest.raises(ValueError, match=match):
+        cell.validate()
+    assert nas.Cell(np.int64(3), (Edge(np.int32(0), 2, "zero"),)).validate() is None
 
 
 def test_pruned_matches_the_prune_dead_spec():

@@ -32,12 +32,8 @@ at::Tensor decode_cells_cpu(const at::Tensor& indices,  // [n] int64
   }
   at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      uint64_t v = static_cast<uint64_t>(in_p[i]);
-      int64_t* row = out_p + i * num_edges;
-      for (int64_t e = num_edges - 1; e >= 0; --e) {
-        row[e] = static_cast<int64_t>(v % static_cast<uint64_t>(num_ops));
-        v /= static_cast<uint64_t>(num_ops);
-      }
+      decode_cell(static_cast<uint64_t>(in_p[i]), static_cast<uint64_t>(num_ops), num_edges,
+                  out_p + i * num_edges);
     }
   });
   return out;

@@ -252,7 +252,8 @@ NAS_INLINE void transpose_slab(const T* __restrict__ src, int64_t R, int64_t C,
 // Element (or vector of elements) d of backward row n. Scatters into dx rows n-1
 // (+=), n (+= after row n-1 wrote it, else =) and n+1 (=, its first write), and
 // accumulates s_k = <g, op_k(x)> per lane.
-template <typename T, typename V, bool L, bool R, bool AVG, bool MAX, bool SKIP>
+// DX = false: dx is not needed; only the s_k are accumulated.
+template <typename T, typename V, bool L, bool R, bool AVG, bool MAX, bool SKIP, bool DX>
 NAS_INLINE void backward_elem(const T* __restrict__ xl, const T* __restrict__ xc,
                               const T* __restrict__ xr, const T* __restrict__ g,
                               T* __restrict__ dxl, T* __restrict__ dxc, T* __restrict__ dxr,
@@ -305,6 +306,7 @@ NAS_INLINE void backward_elem(const T* __restrict__ xl, const T* __restrict__ xc
     }
     store(s_max + d, load<V>(s_max + d) + gv * b);
   }
+  if constexpr (!DX) return;
   if constexpr (L) {
     store(dxl + d, load<V>(dxl + d) + left);
     store(dxc + d, load<V>(dxc + d) + own);
@@ -314,7 +316,7 @@ NAS_INLINE void backward_elem(const T* __restrict__ xl, const T* __restrict__ xc
   if constexpr (R) store(dxr + d, right);
 }
 
-template <typename T, int VB, bool L, bool R, bool AVG, bool MAX, bool SKIP>
+template <typename T, int VB, bool L, bool R, bool AVG, bool MAX, bool SKIP, bool DX>
 NAS_INLINE void backward_row(const T* xl, const T* xc, const T* xr, const T* g,  // [D] rows
                              T* dxl, T* dxc, T* dxr,                             // [D] rows
                              T* s_avg, T* s_max, T* s_skip,  // [D] lane accumulators
@@ -322,11 +324,11 @@ NAS_INLINE void backward_row(const T* xl, const T* xc, const T* xr, const T* g, 
   constexpr int64_t W = VB / sizeof(T);
   int64_t d = 0;
   for (; d + W <= D; d += W)
-    backward_elem<T, Vec<T, VB>, L, R, AVG, MAX, SKIP>(xl, xc, xr, g, dxl, dxc, dxr, s_avg, s_max,
-                                                       s_skip, d, c);
+    backward_elem<T, Vec<T, VB>, L, R, AVG, MAX, SKIP, DX>(xl, xc, xr, g, dxl, dxc, dxr, s_avg,
+                                                           s_max, s_skip, d, c);
   for (; d < D; ++d)
-    backward_elem<T, T, L, R, AVG, MAX, SKIP>(xl, xc, xr, g, dxl, dxc, dxr, s_avg, s_max, s_skip, d,
-                                              c);
+    backward_elem<T, T, L, R, AVG, MAX, SKIP, DX>(xl, xc, xr, g, dxl, dxc, dxr, s_avg, s_max,
+                                                  s_skip, d, c);
 }
 
 // AVX2 + FMA entry points when the CPU has them (the build targets baseline x86-64).
@@ -352,8 +354,7 @@ struct Ctx {
 
 template <typename T>
 NAS_INLINE RowCoef<T> coef(const Ctx<T>& c, int64_t n) {
-  const int cnt = 1 + (n > 0) + (n + 1 < c.N);
-  const T inv = T(1) / static_cast<T>(cnt);
+  const T inv = T(1) / static_cast<T>(mixed_op_window_count(n, c.N));
   return {c.w_avg * inv, c.w_max, c.w_skip, inv};
 }
 
@@ -448,14 +449,26 @@ void forward_impl(const Ctx<T>& c, T* y) {
   });
 }
 
+// What the backward computes: mixed_op_backward's output_mask, plus whether any param
+// is stored as [B, D, N] (dn).
+struct Need {
+  bool dx, dalpha, dparams, any_dn;
+};
+
 // Batch rows [b0, b1): the body of backward_impl's parallel_for, compiled once per ISA.
-template <typename T, int VB, bool AVG, bool MAX, bool SKIP>
+// DX = need.dx (a template parameter: it removes the dx arithmetic from the row loop).
+template <typename T, int VB, bool AVG, bool MAX, bool SKIP, bool DX>
 NAS_INLINE void backward_batches(const Ctx<T>& c, const MixedOpPlan& plan, const T* g, T* dx,
-                                 const std::vector<T*>& dparams, double* s, bool any_dn, int64_t b0,
-                                 int64_t b1) {
+                                 const std::vector<T*>& dparams, double* s, const Need& need,
+                                 int64_t b0, int64_t b1) {
   const int64_t N = c.N, D = c.D;
   const int K = plan.K;
   const size_t P = c.params.size();
+  // Param rows touch memory only for s_k (dalpha) or for d param_outputs.
+  const bool params_work = P > 0 && (need.dalpha || need.dparams);
+  const bool any_dn = need.any_dn && params_work;
+  // Inline rows: dx, or the inline ops' s_k.
+  const bool inline_work = DX || (need.dalpha && plan.inline_mask() != 0);
   // Lanes: avg, max, skip, then one per parametric output; float32 for float32.
   std::vector<T> lanes((3 + P) * D);
   std::vector<T> g_dn(any_dn ? N * D : 0);     // [D, N]: g of this batch row, transposed
@@ -467,68 +480,72 @@ NAS_INLINE void backward_batches(const Ctx<T>& c, const MixedOpPlan& plan, const
     std::fill(lanes.begin(), lanes.end(), T(0));
     const T* xb = c.x + b * N * D;
     const T* gb = g + b * N * D;
-    T* dxb = dx + b * N * D;
+    T* dxb = DX ? dx + b * N * D : nullptr;
     for (int64_t n = 0; n < N; ++n) {
       const T* xc = xb + n * D;
       const T* gc = gb + n * D;
-      T* dxc = dxb + n * D;
+      T* dxc = DX ? dxb + n * D : nullptr;
       const RowCoef<T> k = coef(c, n);
       if (any_dn) {
         // Same for the backward's dn phase: the slabs, and their gradients' lines for
         // writing.
         for (size_t p = 0; p < P; ++p) {
           if (!c.params[p].dn) continue;
-          prefetch_lines(c.params[p].slab(b) + n * D, D, false);
-          prefetch_lines(dparams[p] + b * N * D + n * D, D, true);
+          if (need.dalpha) prefetch_lines(c.params[p].slab(b) + n * D, D, false);
+          if (need.dparams) prefetch_lines(dparams[p] + b * N * D + n * D, D, true);
         }
       }
-      if (N == 1) {
-        backward_row<T, VB, false, false, AVG, MAX, SKIP>(xc, xc, xc, gc, nullptr, dxc, nullptr,
-                                                          s_avg, s_max, s_skip, D, k);
+      if (!inline_work) {
+      } else if (N == 1) {
+        backward_row<T, VB, false, false, AVG, MAX, SKIP, DX>(xc, xc, xc, gc, nullptr, dxc, nullptr,
+                                                              s_avg, s_max, s_skip, D, k);
       } else if (n == 0) {
-        backward_row<T, VB, false, true, AVG, MAX, SKIP>(xc, xc, xc + D, gc, nullptr, dxc, dxc + D,
-                                                         s_avg, s_max, s_skip, D, k);
+        backward_row<T, VB, false, true, AVG, MAX, SKIP, DX>(
+            xc, xc, xc + D, gc, nullptr, dxc, DX ? dxc + D : nullptr, s_avg, s_max, s_skip, D, k);
       } else if (n + 1 == N) {
-        backward_row<T, VB, true, false, AVG, MAX, SKIP>(xc - D, xc, xc, gc, dxc - D, dxc, nullptr,
-                                                         s_avg, s_max, s_skip, D, k);
+        backward_row<T, VB, true, false, AVG, MAX, SKIP, DX>(
+            xc - D, xc, xc, gc, DX ? dxc - D : nullptr, dxc, nullptr, s_avg, s_max, s_skip, D, k);
       } else {
-        backward_row<T, VB, true, true, AVG, MAX, SKIP>(xc - D, xc, xc + D, gc, dxc - D, dxc,
-                                                        dxc + D, s_avg, s_max, s_skip, D, k);
+        backward_row<T, VB, true, true, AVG, MAX, SKIP, DX>(
+            xc - D, xc, xc + D, gc, DX ? dxc - D : nullptr, dxc, DX ? dxc + D : nullptr, s_avg,
+            s_max, s_skip, D, k);
       }
+      if (!params_work) continue;
       for (size_t p = 0; p < P; ++p) {
         if (c.params[p].dn) continue;
         const T* __restrict__ pr = c.params[p].row(b, n);
         T* __restrict__ sp = s_skip + (1 + p) * D;
-        T* __restrict__ dp = dparams[p] + b * N * D + n * D;
-        const T wp = c.w_params[p];
         const int64_t sd = c.params[p].sd;
-        if (sd == 1) {
-          for (int64_t d = 0; d < D; ++d) {
-            sp[d] += gc[d] * pr[d];
-            dp[d] = wp * gc[d];
+        if (need.dalpha) {
+          if (sd == 1) {
+            for (int64_t d = 0; d < D; ++d) sp[d] += gc[d] * pr[d];
+          } else {
+            for (int64_t d = 0; d < D; ++d) sp[d] += gc[d] * pr[d * sd];
           }
-        } else {
-          for (int64_t d = 0; d < D; ++d) {
-            sp[d] += gc[d] * pr[d * sd];
-            dp[d] = wp * gc[d];
-          }
+        }
+        if (need.dparams) {
+          T* __restrict__ dp = dparams[p] + b * N * D + n * D;
+          const T wp = c.w_params[p];
+          for (int64_t d = 0; d < D; ++d) dp[d] = wp * gc[d];
         }
       }
     }
-    // Per-row reduction of the lanes in double: the result does not depend on how
-    // at::parallel_for chunks B.
-    double* sb = s + b * K;
-    for (int k = 0; k < K; ++k) sb[k] = 0;
-    auto reduce = [&](const T* lane) {
-      double t = 0;
-      for (int64_t d = 0; d < D; ++d) t += static_cast<double>(lane[d]);
-      return t;
-    };
-    if (AVG) sb[plan.k_avg] = reduce(s_avg);
-    if (MAX) sb[plan.k_max] = reduce(s_max);
-    if (SKIP) sb[plan.k_skip] = reduce(s_skip);
-    for (size_t p = 0; p < P; ++p) {
-      if (!c.params[p].dn) sb[plan.k_param[p]] = reduce(s_skip + (1 + p) * D);
+    if (need.dalpha) {
+      // Per-row reduction of the lanes in double: the result does not depend on how
+      // at::parallel_for chunks B.
+      double* sb = s + b * K;
+      for (int k = 0; k < K; ++k) sb[k] = 0;
+      auto reduce = [&](const T* lane) {
+        double t = 0;
+        for (int64_t d = 0; d < D; ++d) t += static_cast<double>(lane[d]);
+        return t;
+      };
+      if (AVG) sb[plan.k_avg] = reduce(s_avg);
+      if (MAX) sb[plan.k_max] = reduce(s_max);
+      if (SKIP) sb[plan.k_skip] = reduce(s_skip);
+      for (size_t p = 0; p < P; ++p) {
+        if (!c.params[p].dn) sb[plan.k_param[p]] = reduce(s_skip + (1 + p) * D);
+      }
     }
     if (any_dn) {
       // dn params and their gradients are [D, N] slabs: work in that layout.
@@ -541,55 +558,53 @@ NAS_INLINE void backward_batches(const Ctx<T>& c, const MixedOpPlan& plan, const
         const T* __restrict__ gr = gt + d * N;
         for (size_t p = 0; p < P; ++p) {
           if (!c.params[p].dn) continue;
-          const T* __restrict__ pr = c.params[p].slab(b) + d * N;
-          T* __restrict__ dr = dparams[p] + b * N * D + d * N;  // [D, N], P's layout
-          T* __restrict__ lane = lane_dn.data() + p * N;
-          const T wp = c.w_params[p];
-          for (int64_t n = 0; n < N; ++n) {
-            lane[n] += gr[n] * pr[n];
-            dr[n] = wp * gr[n];
+          if (need.dalpha) {
+            const T* __restrict__ pr = c.params[p].slab(b) + d * N;
+            T* __restrict__ lane = lane_dn.data() + p * N;
+            for (int64_t n = 0; n < N; ++n) lane[n] += gr[n] * pr[n];
+          }
+          if (need.dparams) {
+            T* __restrict__ dr = dparams[p] + b * N * D + d * N;  // [D, N], P's layout
+            const T wp = c.w_params[p];
+            for (int64_t n = 0; n < N; ++n) dr[n] = wp * gr[n];
           }
         }
       }
-      for (size_t p = 0; p < P; ++p) {
+      for (size_t p = 0; p < P && need.dalpha; ++p) {
         if (!c.params[p].dn) continue;
         double t = 0;
         for (int64_t n = 0; n < N; ++n) t += static_cast<double>(lane_dn[p * N + n]);
-        sb[plan.k_param[p]] = t;
+        s[b * K + plan.k_param[p]] = t;
       }
     }
   }
 }
 
-template <typename T, bool AVG, bool MAX, bool SKIP>
+template <typename T, bool AVG, bool MAX, bool SKIP, bool DX>
 NAS_TARGET_AVX2 void backward_batches_avx2(const Ctx<T>& c, const MixedOpPlan& plan, const T* g,
                                            T* dx, const std::vector<T*>& dparams, double* s,
-                                           bool any_dn, int64_t b0, int64_t b1) {
-  backward_batches<T, 32, AVG, MAX, SKIP>(c, plan, g, dx, dparams, s, any_dn, b0, b1);
+                                           const Need& need, int64_t b0, int64_t b1) {
+  backward_batches<T, 32, AVG, MAX, SKIP, DX>(c, plan, g, dx, dparams, s, need, b0, b1);
 }
 
-template <typename T, bool AVG, bool MAX, bool SKIP>
+template <typename T, bool AVG, bool MAX, bool SKIP, bool DX>
 void backward_batches_base(const Ctx<T>& c, const MixedOpPlan& plan, const T* g, T* dx,
-                           const std::vector<T*>& dparams, double* s, bool any_dn, int64_t b0,
+                           const std::vector<T*>& dparams, double* s, const Need& need, int64_t b0,
                            int64_t b1) {
-  backward_batches<T, 16, AVG, MAX, SKIP>(c, plan, g, dx, dparams, s, any_dn, b0, b1);
+  backward_batches<T, 16, AVG, MAX, SKIP, DX>(c, plan, g, dx, dparams, s, need, b0, b1);
 }
 
 // s: [B, K] per-batch-row sums s_k = <g[b], op_k(x[b])> (double), slots by alpha position.
-template <typename T, bool AVG, bool MAX, bool SKIP>
+template <typename T, bool AVG, bool MAX, bool SKIP, bool DX>
 void backward_impl(const Ctx<T>& c, const MixedOpPlan& plan, const T* g, T* dx,
-                   const std::vector<T*>& dparams, double* s) {
+                   const std::vector<T*>& dparams, double* s, const Need& need) {
   const int64_t B = c.B, N = c.N, D = c.D;
-  const int K = plan.K;
-  const size_t P = c.params.size();
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, N * D));
-  bool any_dn = false;
-  for (const auto& p : c.params) any_dn |= p.dn;
   at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
     if (use_avx2()) {
-      backward_batches_avx2<T, AVG, MAX, SKIP>(c, plan, g, dx, dparams, s, any_dn, b0, b1);
+      backward_batches_avx2<T, AVG, MAX, SKIP, DX>(c, plan, g, dx, dparams, s, need, b0, b1);
     } else {
-      backward_batches_base<T, AVG, MAX, SKIP>(c, plan, g, dx, dparams, s, any_dn, b0, b1);
+      backward_batches_base<T, AVG, MAX, SKIP, DX>(c, plan, g, dx, dparams, s, need, b0, b1);
     }
   });
 }
@@ -640,6 +655,8 @@ at::Tensor mixed_op_cpu(const at::Tensor& x,      // [B, N, D]
                         c10::IntArrayRef op_codes,
                         at::TensorList param_outputs) {  // each [B, N, D]
   const MixedOpPlan plan = mixed_op_plan(x, alpha, op_codes, param_outputs);
+  if (mixed_op_is_half(x))
+    return mixed_op_forward_via_float(&mixed_op_cpu, x, alpha, op_codes, param_outputs);
   const at::Tensor xc = x.contiguous();
   at::Tensor y = at::empty(x.sizes(), x.options());  // [B, N, D]
   if (y.numel() == 0) return y;
@@ -659,28 +676,43 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> mixed_op_backward_cp
     const at::Tensor& x,      // [B, N, D]
     const at::Tensor& alpha,  // [K]
     c10::IntArrayRef op_codes,
-    at::TensorList param_outputs) {  // each [B, N, D]
+    at::TensorList param_outputs,  // each [B, N, D]
+    MixedOpMask mask) {            // {dx, dalpha, d param_outputs}
   const MixedOpPlan plan = mixed_op_plan(x, alpha, op_codes, param_outputs);
   check_mixed_op_grad(grad, x);
+  if (mixed_op_is_half(x)) {
+    return mixed_op_backward_via_float(&mixed_op_backward_cpu, grad, x, alpha, op_codes,
+                                       param_outputs, mask);
+  }
+  const Need need{mask[0], mask[1], mask[2] && plan.num_params > 0,
+                  std::any_of(param_outputs.begin(), param_outputs.end(),
+                              [](const at::Tensor& p) { return mixed_op_dn_layout(p); })};
   const at::Tensor xc = x.contiguous();
   const at::Tensor gc = grad.contiguous();
   const int64_t B = x.size(0), K = plan.K;
-  at::Tensor dx = at::empty(x.sizes(), x.options());  // [B, N, D]
-  std::vector<at::Tensor> dparams = mixed_op_param_grads(param_outputs, x);
-  at::Tensor dalpha = at::empty({K}, alpha.options());  // [K]
+  // Gradients not asked for come back empty.
+  at::Tensor dx = at::empty(need.dx ? x.sizes() : at::IntArrayRef{0}, x.options());  // [B, N, D]
+  std::vector<at::Tensor> dparams =
+      mask[2] ? mixed_op_param_grads(param_outputs, x) : std::vector<at::Tensor>{};
+  at::Tensor dalpha = at::empty({need.dalpha ? K : 0}, alpha.options());  // [K]
   const std::vector<double> w = softmax_weights(alpha);
-  std::vector<double> s(static_cast<size_t>(B * K), 0.0);  // [B, K]
+  std::vector<double> s(need.dalpha ? static_cast<size_t>(B * K) : 0, 0.0);  // [B, K]
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mixed_op_backward_cpu", [&] {
-    if (x.numel() > 0) {
+    if (x.numel() > 0 && (need.dx || need.dalpha || need.dparams)) {
       const Ctx<scalar_t> c = make_ctx<scalar_t>(xc, plan, w, param_outputs);
       std::vector<scalar_t*> dps;
       for (auto& t : dparams) dps.push_back(t.mutable_data_ptr<scalar_t>());
-      scalar_t* dxp = dx.mutable_data_ptr<scalar_t>();
+      scalar_t* dxp = need.dx ? dx.mutable_data_ptr<scalar_t>() : nullptr;
       const scalar_t* gp = gc.const_data_ptr<scalar_t>();
       dispatch_inline(plan.inline_mask(), [&]<bool AVG, bool MAX, bool SKIP>() {
-        backward_impl<scalar_t, AVG, MAX, SKIP>(c, plan, gp, dxp, dps, s.data());
+        if (need.dx) {
+          backward_impl<scalar_t, AVG, MAX, SKIP, true>(c, plan, gp, dxp, dps, s.data(), need);
+        } else {
+          backward_impl<scalar_t, AVG, MAX, SKIP, false>(c, plan, gp, dxp, dps, s.data(), need);
+        }
       });
     }
+    if (!need.dalpha) return;
     // dalpha_k = w_k (s_k - sum_j w_j s_j): softmax's adjoint of dL/dw_k = s_k.
     std::vector<double> tot(K, 0.0);
     for (int64_t b = 0; b < B; ++b)

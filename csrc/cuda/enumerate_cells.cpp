@@ -17,7 +17,9 @@
 #include <limits>
 #include <vector>
 
-#include "enumerate_checks.h"
+#include "enumerate_count_checks.h"
+#include "enumerate_score_cells_checks.h"
+#include "enumerate_top_k_checks.h"
 
 namespace nas::enumerate {
 namespace {
@@ -27,13 +29,11 @@ struct Prepared {
   cuda::EnumerateArgs args;
 };
 
+// After the op's entry checks (enumerate_<op>_checks.h): the CUDA limits, the device
+// copies and the inner block.
 Prepared prepare_cuda(const at::Tensor& op_features, const at::Tensor& coeffs, double bias,
                       const at::Tensor* low, const at::Tensor* high, int64_t num_nodes,
-                      int64_t zero_op, bool prune_dead, int64_t start, int64_t count) {
-  check_scan_args(op_features, coeffs, bias, num_nodes, zero_op, start, count);
-  TORCH_CHECK_VALUE(coeffs.dim() == 1, "coeffs must be 1-D [F], got ", coeffs.sizes());
-  check_finite(op_features.cpu(), "op_features");
-  check_finite(coeffs.cpu(), "coeffs");
+                      int64_t zero_op, bool prune_dead) {
   const int64_t K = op_features.size(0), F = op_features.size(1);
   TORCH_CHECK_VALUE(F <= cuda::kMaxFeatures, "op_features has ", F,
                     " feature columns; the CUDA kernels take at most ", cuda::kMaxFeatures);
@@ -41,7 +41,6 @@ Prepared prepare_cuda(const at::Tensor& op_features, const at::Tensor& coeffs, d
   p.T = op_features.contiguous();
   p.coeffs = coeffs.contiguous().to(op_features.device());
   if (low) {
-    check_bounds(low->cpu(), high->cpu(), F);
     p.low = low->contiguous().to(op_features.device());
     p.high = high->contiguous().to(op_features.device());
   } else {
@@ -81,9 +80,10 @@ std::tuple<at::Tensor, at::Tensor> enumerate_score_cells_cuda(
     const at::Tensor& coeffs,       // [F] float64
     double bias, int64_t num_nodes, int64_t zero_op, bool prune_dead, int64_t start,
     int64_t count) {
+  check_score_cells_args(op_features, coeffs, bias, num_nodes, zero_op, start, count);
   c10::cuda::CUDAGuard guard(op_features.device());
-  Prepared p = prepare_cuda(op_features, coeffs, bias, nullptr, nullptr, num_nodes, zero_op,
-                            prune_dead, start, count);
+  Prepared p =
+      prepare_cuda(op_features, coeffs, bias, nullptr, nullptr, num_nodes, zero_op, prune_dead);
   at::Tensor feats = at::empty({count, op_features.size(1)}, p.T.options());
   at::Tensor scores = at::empty({count}, p.T.options());
   C10_CUDA_CHECK(cuda::enumerate_score_launch(
@@ -96,12 +96,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> enumerate_top_k_cuda(
     const at::Tensor& op_features, const at::Tensor& coeffs, double bias, const at::Tensor& low,
     const at::Tensor& high, int64_t num_nodes, int64_t zero_op, bool prune_dead, int64_t start,
     int64_t count, int64_t k, bool largest) {
-  TORCH_CHECK_VALUE(k >= 1, "k must be >= 1, got ", k);
+  check_top_k_args(op_features, coeffs, bias, low, high, num_nodes, zero_op, start, count, k);
   TORCH_CHECK_VALUE(k <= cuda::kMaxK, "k = ", k, " is more than the CUDA kernel's limit of ",
                     cuda::kMaxK, "; scan on the CPU or in chunks");
   c10::cuda::CUDAGuard guard(op_features.device());
-  Prepared p = prepare_cuda(op_features, coeffs, bias, &low, &high, num_nodes, zero_op, prune_dead,
-                            start, count);
+  Prepared p = prepare_cuda(op_features, coeffs, bias, &low, &high, num_nodes, zero_op, prune_dead);
   const int blocks = cuda::enumerate_top_k_blocks(count);
   at::Tensor bidx = at::empty({blocks, k}, p.T.options().dtype(at::kLong));
   at::Tensor bsc = at::empty({blocks, k}, p.T.options());
@@ -138,16 +137,12 @@ std::tuple<at::Tensor, at::Tensor> enumerate_count_cuda(
     const at::Tensor& op_features, const at::Tensor& coeffs, double bias, const at::Tensor& low,
     const at::Tensor& high, int64_t num_nodes, int64_t zero_op, bool prune_dead, int64_t start,
     int64_t count, int64_t bins, double hist_min, double hist_max) {
-  TORCH_CHECK_VALUE(bins >= 0, "bins must be >= 0, got ", bins);
+  check_count_args(op_features, coeffs, bias, low, high, num_nodes, zero_op, start, count, bins,
+                   hist_min, hist_max);
   TORCH_CHECK_VALUE(bins <= cuda::kMaxBins, "bins = ", bins, " is more than the CUDA limit of ",
                     cuda::kMaxBins);
-  if (bins > 0)
-    TORCH_CHECK_VALUE(std::isfinite(hist_min) && std::isfinite(hist_max) && hist_min < hist_max,
-                      "histogram range must be finite with hist_min < hist_max, got [", hist_min,
-                      ", ", hist_max, "]");
   c10::cuda::CUDAGuard guard(op_features.device());
-  Prepared p = prepare_cuda(op_features, coeffs, bias, &low, &high, num_nodes, zero_op, prune_dead,
-                            start, count);
+  Prepared p = prepare_cuda(op_features, coeffs, bias, &low, &high, num_nodes, zero_op, prune_dead);
   at::Tensor hist = at::zeros({bins + 2}, p.T.options().dtype(at::kLong));
   at::Tensor totals = at::zeros({2}, p.T.options().dtype(at::kLong));
   C10_CUDA_CHECK(cuda::enumerate_count_launch(

@@ -1,5 +1,5 @@
 // CUDA kernels of nas::enumerate_score_cells, enumerate_top_k and enumerate_count.
-// Same structure and arithmetic as csrc/cpu/enumerate_cells.cpp: a block walks outer
+// Same structure and arithmetic as csrc/cpu/enumerate_scan.h: a block walks outer
 // prefixes (grid-stride), its threads stride over the prefix's inner cells, whose
 // feature sums and scores were precomputed once (enumerate_prepare_launch). Every
 // product and sum is rounded separately (__dmul_rn / __dadd_rn): nvcc would otherwise

@@ -1,5 +1,5 @@
 // Launchers for the nas::enumerate_* CUDA kernels (raw pointers, no torch headers).
-// The arithmetic is the CPU kernels' to the bit (see csrc/cpu/enumerate_cells.cpp):
+// The arithmetic is the CPU kernels' to the bit (see csrc/cpu/enumerate_scan.h):
 // every product and sum is rounded separately (__dmul_rn / __dadd_rn, no FMA).
 #pragma once
 #include <cuda_runtime_api.h>

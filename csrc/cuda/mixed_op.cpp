@@ -42,6 +42,8 @@ at::Tensor mixed_op_cuda(const at::Tensor& x,      // [B, N, D]
                          c10::IntArrayRef op_codes,
                          at::TensorList param_outputs) {  // each [B, N, D]
   const MixedOpPlan plan = mixed_op_plan(x, alpha, op_codes, param_outputs);
+  if (mixed_op_is_half(x))
+    return mixed_op_forward_via_float(&mixed_op_cuda, x, alpha, op_codes, param_outputs);
   c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor xc = x.contiguous();
   const at::Tensor ac = alpha.contiguous();
@@ -61,16 +63,23 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> mixed_op_backward_cu
     const at::Tensor& x,      // [B, N, D]
     const at::Tensor& alpha,  // [K]
     c10::IntArrayRef op_codes,
-    at::TensorList param_outputs) {  // each [B, N, D]
+    at::TensorList param_outputs,  // each [B, N, D]
+    MixedOpMask mask) {            // {dx, dalpha, d param_outputs}
   const MixedOpPlan plan = mixed_op_plan(x, alpha, op_codes, param_outputs);
   check_mixed_op_grad(grad, x);
+  if (mixed_op_is_half(x)) {
+    return mixed_op_backward_via_float(&mixed_op_backward_cuda, grad, x, alpha, op_codes,
+                                       param_outputs, mask);
+  }
   c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor xc = x.contiguous();
   const at::Tensor gc = grad.contiguous();
   const at::Tensor ac = alpha.contiguous();
-  at::Tensor dx = at::empty(x.sizes(), x.options());         // [B, N, D]
-  at::Tensor dalpha = at::empty({plan.K}, alpha.options());  // [K]
-  std::vector<at::Tensor> dparams = mixed_op_param_grads(param_outputs, x);
+  // Gradients not asked for come back empty and are not computed (null pointers).
+  at::Tensor dx = at::empty(mask[0] ? x.sizes() : at::IntArrayRef{0}, x.options());  // [B, N, D]
+  at::Tensor dalpha = at::empty({mask[1] ? plan.K : 0}, alpha.options());            // [K]
+  std::vector<at::Tensor> dparams =
+      mask[2] ? mixed_op_param_grads(param_outputs, x) : std::vector<at::Tensor>{};
   at::Tensor partials =
       at::empty({cuda::kMixedOpMaxBlocks * kMixedOpMaxK}, x.options().dtype(at::kDouble));
   const cuda::MixedOpParams prm = make_params(param_outputs, dparams);
@@ -78,7 +87,8 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> mixed_op_backward_cu
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mixed_op_backward_cuda", [&] {
     C10_CUDA_CHECK(cuda::mixed_op_backward_launch<scalar_t>(
         gc.const_data_ptr<scalar_t>(), xc.const_data_ptr<scalar_t>(), ac.const_data_ptr<scalar_t>(),
-        plan, prm, dx.mutable_data_ptr<scalar_t>(), dalpha.mutable_data_ptr<scalar_t>(),
+        plan, prm, mask[0] ? dx.mutable_data_ptr<scalar_t>() : nullptr,
+        mask[1] ? dalpha.mutable_data_ptr<scalar_t>() : nullptr,
         partials.mutable_data_ptr<double>(), x.size(0), x.size(1), x.size(2), stream.stream()));
   });
   return {dx, dalpha, dparams};

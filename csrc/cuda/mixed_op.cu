@@ -94,7 +94,7 @@ __global__ void mixed_op_forward_kernel(const T* __restrict__ x,      // [B, N, 
       T s = v;
       if (has_l) s = x[i - D] + s;
       if (has_r) s = s + x[i + D];
-      acc += w.avg * s / static_cast<T>(1 + has_l + has_r);
+      acc += w.avg * s / static_cast<T>(mixed_op_window_count(n, N));
     }
     if (MAX) {
       T best;
@@ -132,9 +132,9 @@ __global__ void mixed_op_backward_kernel(const T* __restrict__ g,      // [B, N,
                                          const T* __restrict__ x,      // [B, N, D]
                                          const T* __restrict__ alpha,  // [K]
                                          MixedOpPlan plan, MixedOpParams prm,
-                                         T* __restrict__ dx,             // [B, N, D]
+                                         T* __restrict__ dx,             // [B, N, D] or null
                                          double* __restrict__ partials,  // [grid, kMixedOpMaxK]
-                                         int64_t B, int64_t N, int64_t D) {
+                                         bool need_dalpha, int64_t B, int64_t N, int64_t D) {
   __shared__ T scratch[32];
   const Weights<T> w = softmax_weights(alpha, plan);
   // Per-thread sums s_k = <g, op_k(x)>, in T (float32 for float32).
@@ -159,7 +159,7 @@ __global__ void mixed_op_backward_kernel(const T* __restrict__ g,      // [B, N,
     }
     if (AVG) {
       // Window m sends g[m] / count(m) to each of its valid elements.
-      auto count = [&](int64_t m) { return static_cast<T>(1 + (m > 0) + (m + 1 < N)); };
+      auto count = [&](int64_t m) { return static_cast<T>(mixed_op_window_count(m, N)); };
       T a = v;
       if (has_l) a = x[i - D] + a;
       if (has_r) a = a + x[i + D];
@@ -180,13 +180,15 @@ __global__ void mixed_op_backward_kernel(const T* __restrict__ g,      // [B, N,
 #pragma unroll
     for (int p = 0; p < kMixedOpMaxParams; ++p) {
       if (p < plan.num_params) {
-        s[3 + p] += gv * param_at<T>(prm, p, b, n, d);
-        static_cast<T*>(prm.dp[p])[b * prm.dsb[p] + n * prm.dsn[p] + d * prm.dsd[p]] =
-            w.param[p] * gv;
+        if (need_dalpha) s[3 + p] += gv * param_at<T>(prm, p, b, n, d);
+        if (prm.dp[p] != nullptr)  // uniform: null when d param_outputs is not needed
+          static_cast<T*>(prm.dp[p])[b * prm.dsb[p] + n * prm.dsn[p] + d * prm.dsd[p]] =
+              w.param[p] * gv;
       }
     }
-    dx[i] = dxv;
+    if (dx != nullptr) dx[i] = dxv;  // uniform: null when dx is not needed
   }
+  if (!need_dalpha) return;
   // Block reduction of each s_k into partials[blockIdx.x, k] (k: position in alpha).
   int slot[kQuantities] = {plan.k_avg, plan.k_max, plan.k_skip};
 #pragma unroll
@@ -278,17 +280,20 @@ cudaError_t mixed_op_backward_launch(const T* grad, const T* x, const T* alpha,
                                      const MixedOpPlan& plan, const MixedOpParams& params, T* dx,
                                      T* dalpha, double* partials, int64_t B, int64_t N, int64_t D,
                                      cudaStream_t stream) {
+  const bool need_dalpha = dalpha != nullptr;
   const int64_t total = B * N * D;
   int blocks = 0;
   if (total > 0) {
     blocks = static_cast<int>(grid_for(total, kMixedOpMaxBlocks));
     dispatch_inline(plan.inline_mask(), [&](auto avg, auto max, auto skip) {
       mixed_op_backward_kernel<T, decltype(avg)::value, decltype(max)::value, decltype(skip)::value>
-          <<<blocks, kThreads, 0, stream>>>(grad, x, alpha, plan, params, dx, partials, B, N, D);
+          <<<blocks, kThreads, 0, stream>>>(grad, x, alpha, plan, params, dx, partials, need_dalpha,
+                                            B, N, D);
     });
     const cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
   }
+  if (!need_dalpha) return cudaSuccess;
   mixed_op_dalpha_kernel<T><<<1, kThreads, 0, stream>>>(alpha, partials, blocks, plan.K, dalpha);
   return cudaGetLastError();
 }

@@ -31,7 +31,8 @@ cudaError_t mixed_op_forward_launch(const T* x, const T* alpha, const MixedOpPla
                                     const MixedOpParams& params, T* y, int64_t B, int64_t N,
                                     int64_t D, cudaStream_t stream);
 
-// grad, x, dx: [B, N, D] contiguous; dalpha: [K]; partials: the workspace above.
+// grad, x, dx: [B, N, D] contiguous; dalpha: [K]; partials: the workspace above. A
+// gradient not needed is null (dx, dalpha, params.dp[p]) and is not computed.
 template <typename T>
 cudaError_t mixed_op_backward_launch(const T* grad, const T* x, const T* alpha,
                                      const MixedOpPlan& plan, const MixedOpParams& params, T* dx,

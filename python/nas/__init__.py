@@ -25,6 +25,7 @@ from .costs import (
     op_params_1d,
 )
 from .darts import DARTSCell, DARTSLayer, DARTSOptimizer, DARTSStepResult, SuperNet
+from .data import SignalDataProvider, WindowedSeries, demo_data_path
 from .discretize import cell_log_prob, discretize
 from .enumerate import (
     CellCount,
@@ -58,6 +59,19 @@ from .latency import (
     r_squared,
 )
 from .ops import native_op_names
+from .search import (
+    SignalSearchConfig,
+    SignalSearchOutput,
+    SignalSearchResult,
+    TrainedCell,
+    evaluate,
+    export_signal_model,
+    load_model,
+    run_signal_nas,
+    sharpe_ratio,
+    train_cell,
+)
+from .signal import SignalModel, build_discrete_model, build_supernet_model
 from .space import (
     Cell,
     DiscretizedArch,
@@ -68,7 +82,9 @@ from .space import (
     as_op,
     default_signal_ops,
     default_signal_search_space,
+    format_cell,
     make_cell,
+    parse_cell,
     parse_ops,
 )
 
@@ -95,12 +111,21 @@ __all__ = [
     "OpType",
     "ParetoFront",
     "SearchSpace",
+    "SignalDataProvider",
+    "SignalModel",
+    "SignalSearchConfig",
+    "SignalSearchOutput",
+    "SignalSearchResult",
     "SuperNet",
     "TopK",
+    "TrainedCell",
+    "WindowedSeries",
     "__version__",
     "all_ops",
     "as_op",
+    "build_discrete_model",
     "build_info",
+    "build_supernet_model",
     "cell_cost",
     "cell_log_prob",
     "cell_params",
@@ -109,10 +134,14 @@ __all__ = [
     "default_op_params",
     "default_signal_ops",
     "default_signal_search_space",
+    "demo_data_path",
     "dgx_spark",
     "discretize",
+    "evaluate",
     "expected_latency",
     "export_gguf",
+    "export_signal_model",
+    "format_cell",
     "h200",
     "has_native",
     "hw_profile",
@@ -121,6 +150,7 @@ __all__ = [
     "latency_coeffs",
     "load_alphas",
     "load_estimator",
+    "load_model",
     "load_nas_arch_from_gguf",
     "load_tensors",
     "make_cell",
@@ -131,12 +161,16 @@ __all__ = [
     "op_feature_table",
     "op_params_1d",
     "pareto_front",
+    "parse_cell",
     "parse_ops",
     "r_squared",
     "run_calibration",
+    "run_signal_nas",
     "score_cells",
     "score_histogram",
     "search_top_k",
+    "sharpe_ratio",
     "top_k_cells",
+    "train_cell",
     "validate_export_round_trip",
 ]

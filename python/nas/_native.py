@@ -8,6 +8,7 @@ broken build), every op falls back to its pure-PyTorch reference and warns once.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch  # noqa: F401  (loads libtorch before _C)
@@ -63,12 +64,24 @@ def warn_fallback(op: str) -> None:
         )
 
 
-def call_native(name: str, *args: Any) -> Any:
-    """``torch.ops.nas.<name>(*args)``, or, without ``_C``, the pure-PyTorch reference
-    ``nas.ops._reference.<name>(*args)`` (warning once)."""
+# Fallbacks for wrappers that do not pass their reference to call_native (registered
+# by nas.ops, which imports the references); this module imports nothing from nas.
+_REFERENCES: dict[str, Callable[..., Any]] = {}
+
+
+def register_reference(name: str, reference: Callable[..., Any]) -> None:
+    """Make ``reference`` the fallback of ``call_native(name, ...)`` without ``_C``."""
+    _REFERENCES[name] = reference
+
+
+def call_native(name: str, *args: Any, reference: Callable[..., Any] | None = None) -> Any:
+    """``torch.ops.nas.<name>(*args)``, or, without ``_C``, ``reference(*args)``: the op's
+    pure-PyTorch reference (``nas.ops._reference.<name>``), warning once. Each wrapper
+    passes its reference, so this module stays a leaf of the import graph."""
     if _C is not None:
         return getattr(torch.ops.nas, name)(*args)
     warn_fallback(name)
-    from .ops import _reference
-
-    return getattr(_reference, name)(*args)
+    fn = reference if reference is not None else _REFERENCES.get(name)
+    if fn is None:
+        raise RuntimeError(f"nas._C is not available and nas.ops.{name} has no reference")
+    return fn(*args)

@@ -42,18 +42,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._io import atomic_path
+from ._io import atomic_path, check_writable_dir
 from .costs import HWProfile, h200, hw_profile
 from .latency import (
     FEATURE_SETS,
     WEIGHTINGS,
     CalibrationPoint,
     LatencyEstimator,
+    _check_shape,
     accuracy_metrics,
     write_json_atomic,
 )
 from .signal_ops import CellModule
-from .space import Cell, SearchSpace
+from .space import Cell, SearchSpace, _check_int
 
 DEFAULT_SHAPE: tuple[int, int, int] = (16, 64, 128)
 MODES = ("forward", "train")
@@ -85,19 +86,18 @@ def _statistic(times: np.ndarray, statistic: str) -> np.ndarray:
 
 
 def _check_args(
-    shape: Sequence[int], mode: str, rounds: int, warmup: int, threads: int
+    shape: Sequence[int], mode: str, rounds: int, warmup: int, threads: int, min_block_s: float
 ) -> tuple[int, int, int]:
-    s = tuple(int(v) for v in shape)
-    if len(s) != 3 or any(v < 1 for v in s):
-        raise ValueError(f"shape must be (batch, patches, hidden) of positive ints, got {shape!r}")
+    s = _check_shape(shape)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
-    if warmup < 0:
-        raise ValueError(f"warmup must be >= 0, got {warmup}")
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    _check_int("rounds", rounds, 1)
+    _check_int("warmup", warmup, 0)
+    _check_int("threads", threads, 1)
+    if isinstance(min_block_s, bool) or not isinstance(min_block_s, (int, float)):
+        raise ValueError(f"min_block_s must be a number of seconds, got {min_block_s!r}")
+    if not (math.isfinite(min_block_s) and min_block_s >= 0):
+        raise ValueError(f"min_block_s must be finite and >= 0, got {min_block_s!r}")
     return s  # type: ignore[return-value]
 
 
@@ -176,7 +176,8 @@ def time_cells(
     on the calling thread). CUDA always uses CUDA events. ``clock`` overrides the CPU
     timer (for tests).
     """
-    batch, patches, hidden = _check_args(shape, mode, rounds, warmup, threads)
+    batch, patches, hidden = _check_args(shape, mode, rounds, warmup, threads, min_block_s)
+    _check_int("seed", seed, 0)
     dev = _as_device(device)
     _check_timer(timer, dev, threads)
     if clock is None:
@@ -306,25 +307,23 @@ def repeatability(first: Sequence[float], second: Sequence[float]) -> dict[str, 
 
 
 def sample_cells(space: SearchSpace, n: int, seed: int = 0) -> list[Cell]:
-    """``n`` distinct uniformly random cells of ``space`` (fewer if the space is smaller)."""
-    if n < 1:
-        raise ValueError(f"cells must be >= 1, got {n}")
+    """``n`` distinct uniformly random cells of ``space`` (fewer if the space is smaller).
+
+    Large spaces are sampled as op codes per edge, never as indices, so spaces whose
+    indices pass int64 (12 nodes: 8**66 cells) work too."""
+    n = _check_int("cells", n, 1)
     total = space.num_cells()
     n = min(n, total)
     rng = np.random.default_rng(seed)
-    if total <= 4 * n:
+    if total <= 4 * n:  # a small space: its indices fit int64
         idx = rng.choice(total, size=n, replace=False)
-    else:
-        seen: dict[int, None] = {}
-        while len(seen) < n:
-            codes = rng.integers(0, space.num_ops, size=(n, space.num_edges))
-            for row in codes.tolist():
-                i = 0
-                for c in row:
-                    i = i * space.num_ops + c
-                seen.setdefault(i)
-        idx = np.asarray(list(seen)[:n], dtype=np.int64)
-    return space.cells(torch.as_tensor(idx, dtype=torch.int64))
+        return space.cells(torch.as_tensor(idx, dtype=torch.int64))
+    seen: dict[tuple[int, ...], None] = {}  # an insertion-ordered set of code rows
+    while len(seen) < n:
+        codes = rng.integers(0, space.num_ops, size=(n, space.num_edges))
+        for row in codes.tolist():
+            seen.setdefault(tuple(row))
+    return [space.cell_from_codes(row) for row in list(seen)[:n]]
 
 
 def _write_csv_atomic(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -332,6 +331,37 @@ def _write_csv_atomic(path: Path, header: list[str], rows: list[list[Any]]) -> N
         w = csv.writer(f)
         w.writerow(header)
         w.writerows(rows)
+
+
+def _write_points(
+    path: Path,
+    space: SearchSpace,
+    cells: Sequence[Cell],
+    shape_of: Sequence[tuple[int, ...]],
+    lat: np.ndarray,
+    rep: np.ndarray,
+    split: np.ndarray,
+    preds: dict[str, np.ndarray],
+) -> None:
+    """points.csv: one row per measured cell (latency, repeat, split), then each
+    fitted model's prediction once there are any."""
+    rows = []
+    for k, (c, s) in enumerate(zip(cells, shape_of, strict=True)):
+        rows.append(
+            [
+                k,
+                space.index(c),  # an exact int, also past int64
+                " ".join(str(v) for v in space.codes(c)),
+                "x".join(str(v) for v in s),
+                f"{lat[k]:.9e}",
+                "" if math.isnan(rep[k]) else f"{rep[k]:.9e}",
+                split[k],
+                *(f"{p[k]:.9e}" for p in preds.values()),
+            ]
+        )
+    header = ["row", "cell_index", "op_codes", "shape", "latency_s", "repeat_s", "split"]
+    header += [f"pred_{nm}_s" for nm in preds]
+    _write_csv_atomic(path, header, rows)
 
 
 def _plot(path: Path, measured: np.ndarray, preds: dict[str, np.ndarray], title: str) -> None:
@@ -412,11 +442,10 @@ def run_calibration(
     for f in features:
         if f not in FEATURE_SETS:
             raise ValueError(f"unknown feature set {f!r}; known: {', '.join(FEATURE_SETS)}")
-    shapes = [tuple(int(v) for v in s) for s in shapes]
+    _check_int("seed", seed, 0)
+    shapes = [_check_args(s, mode, rounds, warmup, threads, min_block_s) for s in shapes]
     if not shapes:
         raise ValueError("shapes is empty")
-    for s in shapes:
-        _check_args(s, mode, rounds, warmup, threads)
     _statistic(np.zeros((1, 1)), statistic)
     _check_timer(timer, _as_device(device), threads)
     if hw is None:
@@ -425,7 +454,7 @@ def run_calibration(
         hw = cpu_profile() if hw == "cpu" else hw_profile(hw)
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        check_writable_dir(out_dir)  # before minutes of measuring, not after
 
     cells = sample_cells(space, n_cells, seed)
     shape_of = [shapes[k % len(shapes)] for k in range(len(cells))]
@@ -466,6 +495,11 @@ def run_calibration(
     n_test = max(1, int(round(holdout * n)))
     perm = np.random.default_rng(seed + 1).permutation(n)
     test_idx, train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    split = np.full(n, "train", dtype=object)
+    split[test_idx] = "heldout"
+    if out_dir is not None:  # save the measurement before anything else can fail
+        _write_points(out_dir / "points.csv", space, cells, shape_of, lat, rep, split, {})
+
     train = [points[k] for k in train_idx]
     test = [points[k] for k in test_idx]
     y_test = lat[test_idx]
@@ -547,25 +581,9 @@ def run_calibration(
     }
     if out_dir is not None:
         all_preds = {nm: e.predict_points(points) for nm, e in ests.items()}
-        rows = []
-        test_set = set(test_idx.tolist())
-        for k, (c, s) in enumerate(zip(cells, shape_of, strict=True)):
-            rows.append(
-                [
-                    k,
-                    space.index(c),
-                    " ".join(str(v) for v in space.codes(c)),
-                    "x".join(str(v) for v in s),
-                    f"{lat[k]:.9e}",
-                    "" if math.isnan(rep[k]) else f"{rep[k]:.9e}",
-                    "heldout" if k in test_set else "train",
-                    *(f"{all_preds[nm][k]:.9e}" for nm in ests),
-                ]
-            )
-        header = ["row", "cell_index", "op_codes", "shape", "latency_s", "repeat_s", "split"]
-        header += [f"pred_{nm}_s" for nm in ests]
-        _write_csv_atomic(out_dir / "points.csv", header, rows)
+        _write_points(out_dir / "points.csv", space, cells, shape_of, lat, rep, split, all_preds)
         doc["files"]["points"] = "points.csv"
+
         if plot:
             try:
                 title = (

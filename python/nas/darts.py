@@ -20,6 +20,7 @@ sum_k w_k o_k, so dL/do_k = w_k dL/dy), which the seed forgot.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -49,6 +50,15 @@ def _parametric_modules(ops: Sequence[OpType], hidden: int | None) -> nn.ModuleL
     return mods
 
 
+def _check_hidden(hidden: object, required: bool = True) -> int | None:
+    """hidden (D) as a positive int; None only where no op needs it."""
+    if hidden is None and not required:
+        return None
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+        raise ValueError(f"hidden must be a positive integer, got {hidden!r}")
+    return hidden
+
+
 def _mixed(
     x: torch.Tensor, alpha: torch.Tensor, ops: Sequence[OpType], modules: nn.ModuleList
 ) -> torch.Tensor:
@@ -75,10 +85,17 @@ class DARTSLayer(nn.Module):
         candidates = list(candidates)
         if len(candidates) < 2:
             raise ValueError("DARTSLayer requires at least 2 candidate operations")
+        hidden = _check_hidden(hidden, required=False)
+        keys = [id(c) if isinstance(c, nn.Module) else as_op(c) for c in candidates]
+        for i, key in enumerate(keys):  # one alpha per candidate: a repeat is a mistake
+            if key in keys[:i]:
+                what = f"op {key.value!r}" if isinstance(key, OpType) else "module"
+                raise ValueError(
+                    f"candidates has duplicate {what} at positions {keys.index(key)} and {i}"
+                )
         named = all(not isinstance(c, nn.Module) for c in candidates)
         ops = [as_op(c) for c in candidates] if named else None
-        # The fused op takes each op at most once; duplicates mix in PyTorch.
-        self.fused = named and len(set(ops)) == len(ops)  # type: ignore[arg-type]
+        self.fused = named
         self.ops: tuple[OpType, ...] | None = tuple(ops) if self.fused else None  # type: ignore[arg-type]
         self.num_ops = len(candidates)
         self.alpha = nn.Parameter(torch.zeros(self.num_ops))
@@ -211,6 +228,7 @@ class DARTSCell(nn.Module):
 
     def __init__(self, space: SearchSpace, hidden: int, *, batched: bool = True) -> None:
         super().__init__()
+        hidden = _check_hidden(hidden)  # also SuperNet's check
         if space.num_nodes < 2:
             raise ValueError(f"DARTSCell needs a space with >= 2 nodes, got {space.num_nodes}")
         if space.num_ops < 2:
@@ -299,24 +317,29 @@ class SuperNet(nn.Module):
     """``num_layers`` stacked :class:`DARTSCell` sharing ONE alpha: Parameter[E, K].
 
     forward: x: Tensor[B, N, D] -> Tensor[B, N, D]; each cell is followed by a
-    LayerNorm(hidden) (the ops hold no normalisation; the signal model normalises
-    between cells). Because alpha is shared, its gradient is the sum of the gradients
-    each cell sends it.
+    LayerNorm(hidden) (the ops hold no normalisation): x <- norm(cell(x)). With
+    ``residual=True`` (what the signal model uses) each layer is pre-norm residual
+    instead, x <- x + cell(norm(x)), so a cell of zero edges leaves the layer an
+    identity and the search weighs every cell against "no cell". Because alpha is
+    shared, its gradient is the sum of the gradients each cell sends it.
     """
 
-    def __init__(self, space: SearchSpace, hidden: int, num_layers: int = 1) -> None:
+    def __init__(
+        self, space: SearchSpace, hidden: int, num_layers: int = 1, *, residual: bool = False
+    ) -> None:
         super().__init__()
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
         self.space = space
         self.hidden = hidden
+        self.residual = bool(residual)
         self.cells = nn.ModuleList(DARTSCell(space, hidden) for _ in range(num_layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(num_layers))
         self.alpha = nn.Parameter(torch.zeros(space.num_edges, space.num_ops))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for cell, norm in zip(self.cells, self.norms, strict=True):
-            x = norm(cell(x, self.alpha))
+            x = x + cell(norm(x), self.alpha) if self.residual else norm(cell(x, self.alpha))
         return x
 
     def weights(self) -> torch.Tensor:
@@ -362,6 +385,18 @@ def _check_lr(name: str, value: float) -> float:
     return float(value)
 
 
+def _finite(t: torch.Tensor) -> bool:
+    return bool(torch.isfinite(t).all())
+
+
+def _check_finite(tensors: Sequence[torch.Tensor], what: str, outcome: str) -> None:
+    """FloatingPointError naming ``what`` when any of ``tensors`` is NaN or inf."""
+    for t in tensors:
+        if not _finite(t.detach()):
+            bad = "nan" if bool(torch.isnan(t).any()) else "inf"
+            raise FloatingPointError(f"{what} is {bad} at this step; {outcome}")
+
+
 def _grads(
     loss: torch.Tensor, params: Sequence[torch.Tensor], retain_graph: bool = False
 ) -> list[torch.Tensor]:
@@ -375,7 +410,7 @@ class DARTSOptimizer:
 
     ``step(train_x, train_y, val_x, val_y)``:
     1. inner: w <- SGD step on L_train(w, alpha) (lr ``weight_lr``, optional momentum
-       and weight decay);
+       and weight decay), or an Adam step with ``weight_optimizer="adam"``;
     2. outer: alpha <- step of the alpha optimizer ("sgd", the seed, or "adam", DARTS'
        choice: betas (0.5, 0.999), weight decay 1e-3) on the validation loss at the
        updated weights w'.
@@ -397,6 +432,7 @@ class DARTSOptimizer:
         loss: LossFn | None = None,
         order: str = "first",
         alpha_optimizer: str = "sgd",
+        weight_optimizer: str = "sgd",
         weight_momentum: float = 0.0,
         weight_decay: float = 0.0,
         alpha_betas: tuple[float, float] = (0.5, 0.999),
@@ -406,6 +442,8 @@ class DARTSOptimizer:
         self.alpha_lr = _check_lr("alpha_lr", alpha_lr)
         if order not in ("first", "second"):
             raise ValueError(f"order must be 'first' or 'second', got {order!r}")
+        if weight_optimizer not in ("sgd", "adam"):
+            raise ValueError(f"weight_optimizer must be 'sgd' or 'adam', got {weight_optimizer!r}")
         if alpha_optimizer not in ("sgd", "adam"):
             raise ValueError(f"alpha_optimizer must be 'sgd' or 'adam', got {alpha_optimizer!r}")
         if not callable(getattr(model, "arch_parameters", None)) or not callable(
@@ -417,6 +455,10 @@ class DARTSOptimizer:
         if not callable(self.loss):
             raise ValueError(f"loss must be callable, got {loss!r}")
         self.order = order
+        # Data-parallel search: a hook that averages gradients (and loss values) over
+        # the processes, applied before any check or update so every process decides
+        # alike (nas.search sets it under torch.distributed; None: one process).
+        self.reduce: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None
         self.alphas = list(model.arch_parameters())
         self.weights = list(model.weight_parameters())
         if not self.alphas:
@@ -424,18 +466,22 @@ class DARTSOptimizer:
         ids = {id(p) for p in self.alphas}
         if any(id(p) in ids for p in self.weights):
             raise ValueError("a parameter is in both arch_parameters() and weight_parameters()")
-        if weight_decay < 0 or weight_momentum < 0:
-            raise ValueError(
-                f"weight_decay and weight_momentum must be >= 0, got {weight_decay}, "
-                f"{weight_momentum}"
+        for name, v in (
+            ("weight_decay", weight_decay),
+            ("weight_momentum", weight_momentum),
+            ("alpha_weight_decay", 0.0 if alpha_weight_decay is None else alpha_weight_decay),
+        ):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")  # NaN too
+        self.weight_optimizer: torch.optim.Optimizer | None = None
+        if self.weights and weight_optimizer == "adam":
+            self.weight_optimizer = torch.optim.Adam(
+                self.weights, lr=self.weight_lr, weight_decay=weight_decay
             )
-        self.weight_optimizer = (
-            torch.optim.SGD(
+        elif self.weights:
+            self.weight_optimizer = torch.optim.SGD(
                 self.weights, lr=self.weight_lr, momentum=weight_momentum, weight_decay=weight_decay
             )
-            if self.weights
-            else None
-        )
         if alpha_optimizer == "adam":
             wd = 1e-3 if alpha_weight_decay is None else alpha_weight_decay
             self.alpha_optimizer: torch.optim.Optimizer = torch.optim.Adam(
@@ -459,30 +505,65 @@ class DARTSOptimizer:
         val_x: torch.Tensor,
         val_y: torch.Tensor,
     ) -> DARTSStepResult:
-        """One bilevel step; returns (train_loss, val_loss)."""
-        second = self.order == "second" and bool(self.weights)
-        w_old = [p.detach().clone() for p in self.weights] if second else []
+        """One bilevel step; returns (train_loss, val_loss).
 
-        # inner: the weights, on the training loss
+        The step is all or nothing: a non-finite value in an input or target is a
+        ValueError naming the argument, and a non-finite loss or gradient a
+        FloatingPointError naming the cause; either way no weight, alpha or optimizer
+        state has changed (one NaN would otherwise spread into every weight and alpha).
+        """
+        for name, t in (
+            ("train_x", train_x), ("train_y", train_y), ("val_x", val_x), ("val_y", val_y)
+        ):  # fmt: skip
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not _finite(t):
+                raise ValueError(
+                    f"{name} has non-finite values (NaN or inf); the step was not taken"
+                )
+        second = self.order == "second" and bool(self.weights)
+        w_old = [p.detach().clone() for p in self.weights]  # to restore on refusal
+
+        # inner: the weights, on the training loss (checked before anything changes)
         train_loss = self._loss(train_x, train_y)
+        (shown_train,) = self._reduced([train_loss.detach()])
+        _check_finite([shown_train], "training loss", "weights and alpha were left unchanged")
         if self.weight_optimizer is not None:
-            for p, g in zip(self.weights, _grads(train_loss, self.weights), strict=True):
+            g_w = self._reduced(_grads(train_loss, self.weights))
+            _check_finite(g_w, "weight gradient", "weights and alpha were left unchanged")
+            opt_state = copy.deepcopy(self.weight_optimizer.state_dict())
+            old_grads = [p.grad for p in self.weights]
+            for p, g in zip(self.weights, g_w, strict=True):
                 p.grad = g
             self.weight_optimizer.step()
 
         # outer: alpha, on the validation loss at the updated weights
-        val_loss = self._loss(val_x, val_y)
-        if second:
-            gs = _grads(val_loss, self.alphas + self.weights)
-            d_alpha, v = gs[: len(self.alphas)], gs[len(self.alphas) :]
-            hv = self._hessian_vector(v, w_old, train_x, train_y)
-            d_alpha = [g - self.weight_lr * h for g, h in zip(d_alpha, hv, strict=True)]
-        else:
-            d_alpha = _grads(val_loss, self.alphas)
+        try:
+            val_loss = self._loss(val_x, val_y)
+            how = "the weight step was undone; alpha was left unchanged"
+            (shown_val,) = self._reduced([val_loss.detach()])
+            _check_finite([shown_val], "validation loss", how)
+            if second:
+                gs = _grads(val_loss, self.alphas + self.weights)
+                d_alpha, v = gs[: len(self.alphas)], gs[len(self.alphas) :]
+                hv = self._hessian_vector(v, w_old, train_x, train_y)
+                d_alpha = [g - self.weight_lr * h for g, h in zip(d_alpha, hv, strict=True)]
+            else:
+                d_alpha = self._reduced(_grads(val_loss, self.alphas))
+            _check_finite(d_alpha, "alpha gradient", how)
+        except BaseException:
+            if self.weight_optimizer is not None:
+                with torch.no_grad():
+                    for p, p0, g0 in zip(self.weights, w_old, old_grads, strict=True):
+                        p.copy_(p0)
+                        p.grad = g0
+                self.weight_optimizer.load_state_dict(opt_state)
+            raise
         for a, g in zip(self.alphas, d_alpha, strict=True):
             a.grad = g
         self.alpha_optimizer.step()
-        return DARTSStepResult(float(train_loss.detach()), float(val_loss.detach()))
+        return DARTSStepResult(float(shown_train), float(shown_val))
+
+    def _reduced(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        return tensors if self.reduce is None else self.reduce(tensors)
 
     def _hessian_vector(
         self,

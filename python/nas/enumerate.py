@@ -22,6 +22,8 @@ dead, and the edges into or out of it cost nothing (a runtime skips them).
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,6 +35,7 @@ from torch import Tensor
 from .costs import HWProfile
 from .ops import _reference
 from .ops.enumerate_cells import (
+    CellScan,
     enumerate_count,
     enumerate_pareto,
     enumerate_score_cells,
@@ -52,6 +55,13 @@ CoeffsLike = Sequence[float] | np.ndarray | Tensor | int
 SCAN_CHUNK = 1 << 28
 # Largest space the exhaustive ops will scan (indices are int64).
 MAX_SCAN_CELLS = 2**63 - 1
+# Most cells a top-k returns: each kept entry costs ~16 bytes per thread while the scan
+# runs and a row of every output; larger k are bulk queries (score_cells, count_cells).
+MAX_TOP_K = 10**6
+# Most cells score_cells materialises in one call ([count, F + 1] float64: 2 GiB at F = 3)
+# and most histogram bins; past them a request is refused before anything is allocated.
+MAX_SCORE_CELLS = 2**26
+MAX_BINS = 10**6
 
 
 def latency_coeffs(
@@ -79,6 +89,16 @@ def latency_coeffs(
     for col, w in zip(est.columns, weights.tolist(), strict=True):
         coeffs[FEATURE_NAMES.index(col)] = w
     return coeffs, bias
+
+
+class SearchBudgetExceeded(RuntimeError):
+    """``search_top_k`` stopped at its budget (``max_nodes`` or ``time_limit``) before it
+    could prove its answer exact. ``nodes`` / ``seconds``: what it had spent."""
+
+    def __init__(self, message: str, nodes: int | None = None, seconds: float = 0.0):
+        super().__init__(message)
+        self.nodes = nodes
+        self.seconds = seconds
 
 
 @dataclass(frozen=True)
@@ -210,7 +230,36 @@ def _space_args(space: SearchSpace) -> tuple[int, int]:
 def _k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}")
+    if k > MAX_TOP_K:
+        raise ValueError(
+            f"k = {k} is more than the {MAX_TOP_K:,} cells a top-k returns; use score_cells "
+            "or count_cells for bulk queries"
+        )
     return int(k)
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """The device to run on, refused with a ValueError when this build cannot use it."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a device: {exc}") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise ValueError(f"device {device!r}: enumeration runs on 'cpu' or 'cuda'")
+    from ._native import build_info, has_native
+
+    if not torch.cuda.is_available():
+        why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+        raise ValueError(f"device {device!r} is not available: {why}")
+    if has_native() and "cuda" not in build_info()["backends"]:
+        raise ValueError(f"device {device!r}: nas._C was built without its CUDA kernels")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+        )
+    return dev
 
 
 def _pieces(start: int, count: int, progress: bool, desc: str):
@@ -233,8 +282,26 @@ def _pieces(start: int, count: int, progress: bool, desc: str):
         yield start, 0
 
 
-def _dev(t: Tensor, device: str | torch.device) -> Tensor:
-    return t.to(device)
+def _scan(
+    space: SearchSpace,
+    op_features: np.ndarray | Tensor,
+    coeffs: CoeffsLike | Sequence[CoeffsLike] | None,
+    constraints: Constraints | None = None,
+    *,
+    bias: float = 0.0,
+    prune_dead: bool = False,
+    device: str | torch.device = "cpu",
+    pareto: bool = False,
+) -> CellScan:
+    """The validated space, score and constraint set on ``device`` (pareto: coeffs is
+    the two objectives)."""
+    t = _table(space, op_features)
+    nf = t.shape[1]
+    c = _objectives(coeffs, nf) if pareto else _coeffs(coeffs, nf)  # type: ignore[arg-type]
+    low, high = _bounds(constraints, nf)
+    nodes, zero = _space_args(space)
+    dev = _device(device)
+    return CellScan(t, c, float(bias), low, high, nodes, zero, bool(prune_dead)).to(dev)
 
 
 # ------------------------------------------------------------------ public API
@@ -255,13 +322,15 @@ def score_cells(
     scores are bias + coeffs . features, all zero-coefficient when coeffs is None).
     For slices that fit in memory (count defaults to the whole space).
     """
-    t = _table(space, op_features)
-    c = _coeffs(coeffs, t.shape[1])
+    scan = _scan(space, op_features, coeffs, bias=bias, prune_dead=prune_dead, device=device)
     start, count = _range(space, start, count)
-    nodes, zero = _space_args(space)
-    return enumerate_score_cells(
-        _dev(t, device), _dev(c, device), float(bias), nodes, zero, prune_dead, start, count
-    )
+    if count > MAX_SCORE_CELLS:
+        raise ValueError(
+            f"count = {count} cells is more than score_cells materialises at once "
+            f"({MAX_SCORE_CELLS:,}); pass start/count slices, or use top_k_cells, count_cells "
+            "or score_histogram, which stream"
+        )
+    return enumerate_score_cells(scan, start, count)
 
 
 def top_k_cells(
@@ -283,21 +352,13 @@ def top_k_cells(
     constraints, streaming over [start, start + count); ties go to the lower index.
     coeffs: [F] weights, or a column index to rank by one feature. Fewer than k rows
     come back when fewer cells qualify."""
-    t = _table(space, op_features)
-    c = _coeffs(coeffs, t.shape[1])
-    low, high = _bounds(constraints, t.shape[1])
+    scan = _scan(space, op_features, coeffs, constraints, bias=bias, prune_dead=prune_dead,
+                 device=device)  # fmt: skip
     k = _k(k)
     start, count = _range(space, start, count)
-    nodes, zero = _space_args(space)
-    args = [_dev(x, device) for x in (t, c)]
-    lh = [_dev(x, device) for x in (low, high)]
-    parts = []
-    for a, n in _pieces(start, count, progress, "top-k"):
-        parts.append(
-            enumerate_top_k(
-                args[0], args[1], float(bias), *lh, nodes, zero, prune_dead, a, n, k, largest
-            )  # fmt: skip
-        )
+    parts = [
+        enumerate_top_k(scan, a, n, k, largest) for a, n in _pieces(start, count, progress, "top-k")
+    ]
     if len(parts) == 1:
         return TopK(*parts[0])
     idx = torch.cat([p[0].cpu() for p in parts]).numpy()
@@ -334,17 +395,10 @@ def pareto_front(
     satisfying the constraints, both minimised (negate coefficients to maximise).
     Each objective is a [F] coefficient vector or a feature column, e.g.
     ``objectives=[latency_coeffs(hw)[0], 2]`` for latency vs params."""
-    t = _table(space, op_features)
-    obj = _objectives(objectives, t.shape[1])
-    low, high = _bounds(constraints, t.shape[1])
+    scan = _scan(space, op_features, objectives, constraints, prune_dead=prune_dead,
+                 device=device, pareto=True)  # fmt: skip
     start, count = _range(space, start, count)
-    nodes, zero = _space_args(space)
-    td, od = _dev(t, device), _dev(obj, device)
-    lh = [_dev(x, device) for x in (low, high)]
-    parts = [
-        enumerate_pareto(td, od, *lh, nodes, zero, prune_dead, a, n)
-        for a, n in _pieces(start, count, progress, "pareto")
-    ]
+    parts = [enumerate_pareto(scan, a, n) for a, n in _pieces(start, count, progress, "pareto")]
     if len(parts) == 1:
         return ParetoFront(*parts[0])
     a, b, i, n = _reference.pareto_merge(
@@ -364,19 +418,13 @@ def _count_scan(
     space, op_features, coeffs, bias, constraints, bins, lo, hi, start, count, prune_dead, device,
     progress,
 ):  # fmt: skip
-    t = _table(space, op_features)
-    c = _coeffs(coeffs, t.shape[1])
-    low, high = _bounds(constraints, t.shape[1])
+    scan = _scan(space, op_features, coeffs, constraints, bias=bias, prune_dead=prune_dead,
+                 device=device)  # fmt: skip
     start, count = _range(space, start, count)
-    nodes, zero = _space_args(space)
-    td, cd = _dev(t, device), _dev(c, device)
-    lh = [_dev(x, device) for x in (low, high)]
     hist = torch.zeros(bins + 2, dtype=torch.int64)
     totals = torch.zeros(2, dtype=torch.int64)
     for a, n in _pieces(start, count, progress, "count"):
-        h, tot = enumerate_count(
-            td, cd, float(bias), *lh, nodes, zero, prune_dead, a, n, bins, lo, hi
-        )
+        h, tot = enumerate_count(scan, a, n, bins, lo, hi)
         hist += h.cpu()
         totals += tot.cpu()
     return hist, totals
@@ -422,6 +470,8 @@ def score_histogram(
     found by two top-1 scans; the last bin then closes on the max)."""
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    if bins > MAX_BINS:
+        raise ValueError(f"bins = {bins} is more than {MAX_BINS:,}")
     if range is None:
         kw = dict(bias=bias, start=start, count=count, prune_dead=prune_dead, device=device)
         lo_r = top_k_cells(space, op_features, coeffs, 1, constraints, **kw)
@@ -444,6 +494,65 @@ def score_histogram(
     return Histogram(hist[1:-1].clone(), edges, int(hist[0]), int(hist[-1]))
 
 
+def _run_search(fn, time_limit: float | None, max_nodes: int):
+    """Runs the native search in a worker thread (the op releases the GIL) so that
+    Ctrl-C and the time limit reach it: either sets the flag the kernel polls and
+    waits for it to stop. Returns (result, seconds) or raises."""
+    from ._native import _C
+
+    if _C is None:  # the reference is an exhaustive scan: nothing to poll
+        t0 = time.perf_counter()
+        return fn(), time.perf_counter() - t0
+    box: dict[str, object] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["out"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            box["exc"] = exc
+        finally:
+            done.set()
+
+    t0 = time.perf_counter()
+    worker = threading.Thread(target=work, name="nas-search", daemon=True)
+    timed_out = cancelled = False
+    worker.start()
+    try:
+        while not done.wait(0.05):
+            if time_limit is not None and not timed_out and time.perf_counter() - t0 > time_limit:
+                timed_out = cancelled = True
+                _C._set_enumerate_cancel(True)
+    except KeyboardInterrupt:
+        cancelled = True
+        _C._set_enumerate_cancel(True)
+        done.wait()
+        raise
+    finally:
+        if cancelled and done.is_set():
+            _C._set_enumerate_cancel(False)
+    seconds = time.perf_counter() - t0
+    exc = box.get("exc")
+    if exc is not None:
+        msg = str(exc)
+        if timed_out and "cancelled" in msg:
+            raise SearchBudgetExceeded(
+                f"branch and bound stopped at time_limit = {time_limit:g} s before it could "
+                "prove the top-k exact",
+                None,
+                seconds,
+            ) from None
+        if "max_nodes" in msg:
+            raise SearchBudgetExceeded(
+                f"branch and bound expanded max_nodes = {max_nodes:,} search nodes in "
+                f"{seconds:.1f} s before it could prove the top-k exact",
+                max_nodes,
+                seconds,
+            ) from None
+        raise exc
+    return box["out"], seconds
+
+
 def search_top_k(
     space: SearchSpace,
     op_features: np.ndarray | Tensor,
@@ -454,22 +563,34 @@ def search_top_k(
     largest: bool = False,
     bias: float = 0.0,
     max_nodes: int = 10**8,
+    time_limit: float | None = None,
 ) -> TopK:
     """Exact top-k over the whole space by branch and bound (depth-first over edge
     prefixes in index order, bounded by the prefix's cost plus the per-edge best
     remaining op cost; constraint bounds cut too). Returns exactly what
     ``top_k_cells(space, ...)`` returns, also for spaces far too large to scan
-    (indices as Python ints then). Additive scores only: no prune_dead. Raises
-    RuntimeError past ``max_nodes`` search nodes (a hopeless search never hangs)."""
-    t = _table(space, op_features)
-    c = _coeffs(coeffs, t.shape[1])
-    low, high = _bounds(constraints, t.shape[1])
+    (indices as Python ints then). Additive scores only: no prune_dead.
+
+    Budget: past ``max_nodes`` search nodes or ``time_limit`` seconds it raises
+    ``SearchBudgetExceeded`` (a RuntimeError); Ctrl-C stops it within milliseconds.
+    Queries whose best cells tie exactly with astronomically many others (e.g. the
+    slowest cells under a parameter budget at 7+ nodes) cannot be proven within any
+    practical budget: a tie of lower index could hide in every subtree the rounding
+    margin keeps open."""
+    scan = _scan(space, op_features, coeffs, constraints, bias=bias)
     k = _k(k)
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)) or max_nodes < 1:
         raise ValueError(f"max_nodes must be a positive integer, got {max_nodes!r}")
-    nodes, _ = _space_args(space)
-    codes, scores, feats = enumerate_search_top_k(
-        t, c, float(bias), low, high, nodes, k, largest, int(max_nodes)
+    if time_limit is not None and not (
+        isinstance(time_limit, (int, float, np.number))
+        and not isinstance(time_limit, bool)
+        and time_limit > 0
+    ):
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    (codes, scores, feats), _ = _run_search(
+        lambda: enumerate_search_top_k(scan, k, largest, int(max_nodes)),
+        None if time_limit is None else float(time_limit),
+        int(max_nodes),
     )
     kk = space.num_ops
     indices: list[int] = []
@@ -488,6 +609,7 @@ __all__ = [
     "CellCount",
     "Histogram",
     "ParetoFront",
+    "SearchBudgetExceeded",
     "TopK",
     "count_cells",
     "latency_coeffs",

@@ -8,7 +8,8 @@ non-empty), ``nas.cell.num_nodes`` u32, ``nas.cell.num_edges`` u32,
 sorted by name (ascending bytes), dims in GGML order (reversed), alignment 32, every
 tensor followed by zero padding; a file without tensors ends after its last key/value.
 No ``general.alignment`` key. Extras (``ts.signal.num_heads``, ``ts.signal.stride``,
-``nas.schema_version``, ``nas.alphas``) appear only when the caller asks for them.
+``ts.signal.lookback``, ``nas.schema_version``, ``nas.alphas``) appear only when the
+caller asks for them.
 
 Writing goes through gguf-py's ``GGUFWriter``; reading through ``GGUFReader``, after
 :func:`_check_structure` has walked the file's header, key/values and tensor infos with
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import io
 import math
+import operator
 import os
 import shutil
 import struct
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Union
 import numpy as np
 
 from ._io import atomic_path
-from .space import Cell, DiscretizedArch, Edge, OpType, as_op
+from .space import Cell, DiscretizedArch, Edge, OpType, as_op, parse_ops
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +68,7 @@ Dest = Union[str, "os.PathLike[str]", BinaryIO]
 # The ts.signal.* config fields, in the order the seed writes them.
 _SIGNAL_FIELDS = ("hidden_dim", "num_layers", "input_features", "patch_len", "horizon_len")
 # Extras, written only when > 0, after the seed's fields.
-_EXTRA_SIGNAL_FIELDS = ("num_heads", "stride")
+_EXTRA_SIGNAL_FIELDS = ("num_heads", "stride", "lookback")
 _U32_MAX = (1 << 32) - 1
 _I64_MAX = (1 << 63) - 1
 
@@ -79,8 +81,8 @@ class GGUFFormatError(ValueError):
 @dataclass(frozen=True)
 class ExportConfig:
     """Hyperparameters stored beside the cell under ``ts.signal.*`` (each written only
-    when > 0, so the default output matches the seed's). ``num_heads`` and ``stride``
-    are extras the seed never wrote: they appear only when set."""
+    when > 0, so the default output matches the seed's). ``num_heads``, ``stride`` and
+    ``lookback`` are extras the seed never wrote: they appear only when set."""
 
     model_name: str = ""
     hidden_dim: int = 0
@@ -90,6 +92,7 @@ class ExportConfig:
     horizon_len: int = 0
     num_heads: int = 0
     stride: int = 0
+    lookback: int = 0
 
     def validate(self) -> None:
         """ValueError naming the first field that cannot be written."""
@@ -126,9 +129,12 @@ def _weight_array(name: object, w: object, shape: Sequence[int] | None) -> np.nd
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"weight {name!r} has dtype {arr.dtype}, expected a real number type")
     if shape is not None:
+        # operator.index, not int(): a float dim (2.5) is an error, never truncated
         try:
-            dims = [int(d) for d in shape]
-        except (TypeError, ValueError):
+            if isinstance(shape, (str, bytes)) or any(isinstance(d, bool) for d in shape):
+                raise TypeError
+            dims = [operator.index(d) for d in shape]
+        except TypeError:
             raise ValueError(
                 f"shapes[{name!r}] must be a sequence of ints, got {shape!r}"
             ) from None
@@ -171,19 +177,26 @@ def _prepare_weights(
     return out
 
 
+def _is_int(v: object) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
+
+
 def _check_arch(arch: DiscretizedArch) -> None:
     if not isinstance(arch, DiscretizedArch):
         raise ValueError(f"arch must be a DiscretizedArch, got {type(arch).__name__}")
-    arch.cell.validate()
+    arch.cell.validate()  # integer num_nodes, src and dst included
     if arch.cell.num_nodes > _U32_MAX:
         raise ValueError(f"cell num_nodes {arch.cell.num_nodes} does not fit in a uint32")
     tp = arch.total_params
-    if isinstance(tp, bool) or not isinstance(tp, (int, np.integer)) or not 0 <= tp <= _I64_MAX:
+    if not _is_int(tp) or not 0 <= tp <= _I64_MAX:
         raise ValueError(f"arch.total_params is {tp!r}, must be an int in [0, 2**63)")
 
 
 def _prepare_alphas(
-    alphas: np.ndarray | torch.Tensor | None, ops: Sequence[OpType | str] | None, num_edges: int
+    alphas: np.ndarray | torch.Tensor | None,
+    ops: Sequence[OpType | str] | None,
+    num_edges: int,
+    refuse_non_finite: bool,
 ) -> tuple[np.ndarray, list[OpType]] | None:
     if alphas is None:
         if ops is not None:
@@ -198,9 +211,15 @@ def _prepare_alphas(
         )
     if ops is None:
         raise ValueError("alphas need alpha_ops: the op of each alphas column")
-    op_list = [as_op(op) for op in ops]
+    op_list = parse_ops(ops)  # a str is a comma-separated spec, never split into letters
     if len(op_list) != a.shape[1]:
         raise ValueError(f"alpha_ops has {len(op_list)} ops, alphas has {a.shape[1]} columns")
+    if len(set(op_list)) != len(op_list):
+        dup = next(op for op in op_list if op_list.count(op) > 1)
+        raise ValueError(f"alpha_ops lists {dup.value!r} more than once")
+    if refuse_non_finite and not np.isfinite(a).all():
+        e, k = (int(i) for i in np.argwhere(~np.isfinite(a))[0])
+        raise ValueError(f"alphas has a non-finite value {a[e, k]} at [{e}, {k}]")
     return a, op_list
 
 
@@ -233,7 +252,7 @@ def _write_with_gguf(
             if value > 0:
                 writer.add_uint32(f"ts.signal.{name}", value)
         if schema_version is not None:
-            writer.add_uint32("nas.schema_version", schema_version)
+            writer.add_uint32("nas.schema_version", int(schema_version))
         if alphas is not None:
             a, ops = alphas
             writer.add_key_value(
@@ -282,7 +301,8 @@ def export_gguf(
     weights: name -> array or tensor, any real dtype, stored as F32 in row-major shape
         ``w.shape``; ``shapes[name]``, when given, reshapes a weight (its product must
         equal the weight's length, e.g. a flat ``Tensor[6]`` with shape ``[2, 3]``).
-    refuse_non_finite: raise on NaN/inf weights (off by default, like the seed).
+    refuse_non_finite: raise on NaN/inf weights or alphas (off by default, like the
+        seed).
     schema_version, alphas (``Tensor[num_edges, num_ops]``, with ``alpha_ops`` naming
         its columns): extras the seed never wrote (``nas.schema_version`` u32,
         ``nas.alphas`` f32 array, ``nas.alphas.ops`` string array); only written
@@ -297,9 +317,11 @@ def export_gguf(
         raise ValueError(f"cfg must be an ExportConfig, got {type(cfg).__name__}")
     _check_arch(arch)
     cfg.validate()
-    if schema_version is not None and not 0 <= int(schema_version) <= _U32_MAX:
-        raise ValueError(f"schema_version is {schema_version}, must be a uint32")
-    extra_alphas = _prepare_alphas(alphas, alpha_ops, len(arch.cell.edges))
+    if schema_version is not None and not (
+        _is_int(schema_version) and 0 <= schema_version <= _U32_MAX
+    ):
+        raise ValueError(f"schema_version is {schema_version!r}, must be an int in [0, 2**32)")
+    extra_alphas = _prepare_alphas(alphas, alpha_ops, len(arch.cell.edges), refuse_non_finite)
     tensors = _prepare_weights(weights, shapes, refuse_non_finite)
 
     if hasattr(dest, "write"):
@@ -540,12 +562,35 @@ def _check_structure(buf: memoryview) -> _Structure:
     for t in sorted(tensors, key=lambda t: t.offset):
         if t.offset < end:
             raise GGUFFormatError(f"tensor {t.name!r} data overlaps the previous tensor's")
-        end = t.offset + t.nbytes
-        if data_offset + end > cur.size:
+        if data_offset + t.offset + t.nbytes > cur.size:
             raise GGUFFormatError(
-                f"truncated file: tensor {t.name!r} needs bytes up to {data_offset + end}, "
-                f"the file has {cur.size}"
+                f"truncated file: tensor {t.name!r} needs bytes up to "
+                f"{data_offset + t.offset + t.nbytes}, the file has {cur.size}"
             )
+        if t.offset != end + (-end) % alignment:
+            raise GGUFFormatError(
+                f"tensor {t.name!r} data starts at offset {t.offset}, expected "
+                f"{end + (-end) % alignment}: tensor data must follow without gaps"
+            )
+        end = t.offset + t.nbytes
+    # The layout must add up exactly: with tensors, the file ends with the last one's
+    # padding; without, right after the tensor infos (the seed's files) or after the
+    # padding to the (empty) data section (gguf-py's write_tensors_to_file). A tensor
+    # count that disagrees with the infos shows up here as bytes missing or left over
+    # (infos read as data, or data that no tensor claims).
+    expected = data_offset + end + (-end) % alignment if tensors else cur.pos
+    what = "the last tensor's padding" if tensors else "the tensor infos"
+    if not tensors and cur.size == data_offset:
+        expected, what = data_offset, "the padding after the tensor infos"
+    if cur.size < expected:
+        raise GGUFFormatError(
+            f"truncated file: {what} ends at offset {expected}, the file has {cur.size} bytes"
+        )
+    if cur.size > expected:
+        raise GGUFFormatError(
+            f"{cur.size - expected} unexpected bytes after {what} at offset {expected} "
+            f"(the header claims {n_tensors} tensors and {n_kv} key/values)"
+        )
     return _Structure(version, n_kv, value_types, tensors, data_offset, cur.size)
 
 
@@ -706,6 +751,9 @@ def load_alphas(src: Source) -> tuple[np.ndarray, list[OpType]] | None:
         op_list = [as_op(op) for op in ops]
     except ValueError as exc:
         raise GGUFFormatError(f"nas.alphas.ops: {exc}") from None
+    if len(set(op_list)) != len(op_list):
+        dup = next(op for op in op_list if op_list.count(op) > 1)
+        raise GGUFFormatError(f"nas.alphas.ops lists {dup.value!r} more than once")
     return np.asarray(flat, dtype=np.float32).reshape(num_edges, len(ops)), op_list
 
 

@@ -63,9 +63,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._io import atomic_path
+from ._io import write_json_atomic
 from .costs import HWProfile, OpCost, default_op_costs, op_costs_1d
-from .space import Cell, OpType, SearchSpace, all_ops, as_op
+from .space import Cell, OpType, SearchSpace, _check_int, _is_int, all_ops, as_op
 
 FEATURE_SETS: tuple[str, ...] = ("seed", "lut", "layout", "layout_bw", "rich")
 WEIGHTINGS: tuple[str, ...] = ("absolute", "relative")
@@ -105,11 +105,15 @@ Shape = tuple[int, int, int]  # (batch, patches, hidden): the cell input [B, N, 
 
 
 def _check_shape(shape: Sequence[int] | None) -> Shape | None:
+    """``shape`` as (batch, patches, hidden), or ValueError; a float (16.5) is an
+    error, never truncated."""
     if shape is None:
         return None
-    s = tuple(int(v) for v in shape)
-    if len(s) != 3 or any(v < 1 for v in s):
+    ok = not isinstance(shape, (str, bytes)) and isinstance(shape, Sequence)
+    ok = ok and len(shape) == 3 and all(_is_int(v) and v >= 1 for v in shape)
+    if not ok:
         raise ValueError(f"shape must be (batch, patches, hidden) of positive ints, got {shape!r}")
+    s = tuple(int(v) for v in shape)
     return s  # type: ignore[return-value]
 
 
@@ -121,6 +125,12 @@ class CalibrationPoint:
     cell: Cell
     latency: float
     shape: Shape | None = None
+
+    def __post_init__(self) -> None:
+        # np.asarray would silently parse a str ("1e-3") as a number: refuse it here
+        v = self.latency
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ValueError(f"CalibrationPoint.latency must be a number (seconds), got {v!r}")
 
 
 def r_squared(
@@ -532,13 +542,26 @@ class LatencyEstimator:
         the indices (native ``decode_cells``) and use :meth:`estimate_batch`."""
         from .enumerate import score_cells
 
+        total = space.num_cells()
+        start = _check_int("start", start, 0)
+        if start > total:
+            raise ValueError(f"start is {start}, past the space's {total} cells")
+        count = total - start if count is None else _check_int("count", count, 0)
+        if start + count > total:
+            raise ValueError(
+                f"start + count = {start} + {count} = {start + count} is past the space's "
+                f"{total} cells"
+            )
         if self.additive:
             table = self._op_raw_table(self.op_costs)[[_CANON.index(op) for op in space.ops]]
             weights, bias = self.coeffs()
             _, scores = score_cells(space, table, weights, bias=bias, start=start, count=count)
             return scores.numpy()
-        if count is None:
-            count = space.num_cells() - start
+        if start + count > 2**63:
+            raise ValueError(
+                f"cells [{start}, {start + count}) have indices past int64; the "
+                f"{self.features!r} model decodes indices (only additive models do not)"
+            )
         indices = torch.arange(start, start + count, dtype=torch.int64)
         return self.estimate_batch(indices, space)
 
@@ -719,13 +742,6 @@ def _edges(num_nodes: int) -> list[tuple[int, int]]:
 def load_estimator(path: str | os.PathLike[str]) -> LatencyEstimator:
     """:meth:`LatencyEstimator.load`."""
     return LatencyEstimator.load(path)
-
-
-def write_json_atomic(path: str | os.PathLike[str], doc: Any) -> None:
-    """Write ``doc`` as JSON to a temporary file in the same folder, then rename it."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
 
 
 def expected_latency(

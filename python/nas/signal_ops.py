@@ -27,7 +27,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# The parameter-free ops are the spec the fused mixed_op kernel must match, so they
+# live with the native-op references; re-exported here.
+from .ops._reference import (
+    PARAMETER_FREE_OPS,
+    _check_signal,
+    apply_parameter_free,
+    avg_pool_3,
+    max_pool_3,
+)
 from .space import Cell, OpType, as_op
+
+__all__ = [
+    "PARAMETER_FREE_OPS",
+    "CellModule",
+    "ConvOp",
+    "ParameterFreeOp",
+    "SepConvOp",
+    "apply_parameter_free",
+    "avg_pool_3",
+    "build_op",
+    "max_pool_3",
+]
 
 _KERNEL = {
     OpType.CONV_3X3: 3,
@@ -35,47 +56,6 @@ _KERNEL = {
     OpType.SEP_CONV_3X3: 3,
     OpType.SEP_CONV_5X5: 5,
 }
-
-PARAMETER_FREE_OPS: tuple[OpType, ...] = (
-    OpType.AVG_POOL_3X3,
-    OpType.MAX_POOL_3X3,
-    OpType.SKIP_CONNECT,
-    OpType.ZERO,
-)
-
-
-def _check_signal(x: torch.Tensor) -> None:
-    if x.dim() != 3:
-        raise ValueError(
-            f"x must be [B, N, D] (batch x series, patches, hidden), got {tuple(x.shape)}"
-        )
-
-
-def avg_pool_3(x: torch.Tensor) -> torch.Tensor:
-    """x: Tensor[B, N, D] -> mean over the valid part of each 3-wide window along N."""
-    _check_signal(x)
-    y = F.avg_pool1d(x.transpose(1, 2), 3, stride=1, padding=1, count_include_pad=False)
-    return y.transpose(1, 2)
-
-
-def max_pool_3(x: torch.Tensor) -> torch.Tensor:
-    """x: Tensor[B, N, D] -> max over the valid part of each 3-wide window along N."""
-    _check_signal(x)
-    return F.max_pool1d(x.transpose(1, 2), 3, stride=1, padding=1).transpose(1, 2)
-
-
-def apply_parameter_free(op: OpType | str, x: torch.Tensor) -> torch.Tensor:
-    """The reference of a parameter-free op on x: Tensor[B, N, D]."""
-    op = as_op(op)
-    if op == OpType.AVG_POOL_3X3:
-        return avg_pool_3(x)
-    if op == OpType.MAX_POOL_3X3:
-        return max_pool_3(x)
-    if op == OpType.SKIP_CONNECT:
-        return x
-    if op == OpType.ZERO:
-        return torch.zeros_like(x)
-    raise ValueError(f"op {op.value!r} has parameters; build it with build_op()")
 
 
 class ParameterFreeOp(nn.Module):

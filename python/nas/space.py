@@ -11,64 +11,34 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 import torch
 
+# The op types live in the leaf module nas.optypes; re-exported here (nas.space.OpType
+# and friends stay public).
+from .optypes import (
+    _OPS_BY_NAME,
+    OpType,
+    all_ops,
+    as_op,
+    default_signal_ops,
+    parse_ops,
+)
 
-class OpType(str, Enum):
-    """An operation that can be placed on a cell edge."""
-
-    CONV_3X3 = "conv_3x3"
-    CONV_5X5 = "conv_5x5"
-    SEP_CONV_3X3 = "sep_conv_3x3"
-    SEP_CONV_5X5 = "sep_conv_5x5"
-    AVG_POOL_3X3 = "avg_pool_3x3"
-    MAX_POOL_3X3 = "max_pool_3x3"
-    SKIP_CONNECT = "skip_connect"
-    ZERO = "zero"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-_OPS_BY_NAME = {op.value: op for op in OpType}
-
-
-def all_ops() -> list[OpType]:
-    """The 8 op types, in their canonical order."""
-    return list(OpType)
-
-
-def default_signal_ops() -> list[OpType]:
-    """The parameter-free ops of the default signal space."""
-    return [OpType.AVG_POOL_3X3, OpType.MAX_POOL_3X3, OpType.SKIP_CONNECT, OpType.ZERO]
-
-
-def as_op(op: OpType | str) -> OpType:
-    """``op`` as an OpType; an unknown name is a ValueError that lists the known ones."""
-    if isinstance(op, OpType):
-        return op
-    if isinstance(op, str) and op in _OPS_BY_NAME:
-        return _OPS_BY_NAME[op]
-    known = ", ".join(_OPS_BY_NAME)
-    raise ValueError(f"unknown op {op!r}; known ops: {known}")
-
-
-def parse_ops(spec: str | Sequence[OpType | str] | None) -> list[OpType]:
-    """An op list from ``None``/"all" (all 8), "signal" (pools, skip, zero), a
-    comma-separated string of names, or a sequence of names/OpTypes."""
-    if spec is None:
-        return all_ops()
-    if isinstance(spec, str):
-        key = spec.strip().lower()
-        if key == "all":
-            return all_ops()
-        if key == "signal":
-            return default_signal_ops()
-        spec = [s.strip() for s in key.split(",") if s.strip()]
-    return [as_op(op) for op in spec]
+__all__ = [
+    "Cell",
+    "DiscretizedArch",
+    "Edge",
+    "OpType",
+    "SearchSpace",
+    "all_ops",
+    "as_op",
+    "default_signal_ops",
+    "default_signal_search_space",
+    "make_cell",
+    "parse_ops",
+]
 
 
 @dataclass(frozen=True)
@@ -108,10 +78,16 @@ class Cell:
     def validate(self) -> None:
         """Raise ValueError naming the first problem: too few nodes, an edge out of
         range or backwards, a duplicate edge, or an unknown op."""
+        if not _is_int(self.num_nodes):
+            raise ValueError(f"invalid cell: num_nodes must be an integer, got {self.num_nodes!r}")
         if self.num_nodes < 2:
             raise ValueError(f"invalid cell: num_nodes is {self.num_nodes}, must be >= 2")
         seen: set[tuple[int, int]] = set()
         for i, e in enumerate(self.edges):
+            if not (_is_int(e.src) and _is_int(e.dst)):
+                raise ValueError(
+                    f"invalid cell: edge {i} ({e.src!r}->{e.dst!r}) must have integer nodes"
+                )
             if e.src < 0:
                 raise ValueError(f"invalid cell: edge {i} ({e.src}->{e.dst}) has src < 0")
             if e.src >= e.dst:
@@ -169,21 +145,33 @@ class Cell:
         return f"Cell({self.num_nodes} nodes: {body})"
 
 
+def _is_int(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
 def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not _is_int(value):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
 
 
+# Beyond this a space has no use (64 nodes: 2016 edges, 8**2016 cells) and its edge
+# list and cell count outgrow memory and Python's int printing (4300 digits).
+MAX_SPACE_NODES = 64
+
+
 class SearchSpace:
     """Every cell on ``num_nodes`` nodes whose edges (i, j), i < j, each carry one of
     ``ops``. ``num_cells() == len(ops) ** num_edges``, an exact int."""
 
-    def __init__(self, num_nodes: int, ops: Sequence[OpType | str] | None = None) -> None:
+    def __init__(self, num_nodes: int, ops: str | Sequence[OpType | str] | None = None) -> None:
         self.num_nodes = _check_int("num_nodes", num_nodes, 0)
-        self.ops: list[OpType] = parse_ops(list(ops) if ops is not None else None)
+        if self.num_nodes > MAX_SPACE_NODES:
+            raise ValueError(f"num_nodes must be <= {MAX_SPACE_NODES}, got {self.num_nodes}")
+        # a str is an op spec ("conv_3x3,zero", "all", "signal"), never a list of letters
+        self.ops: list[OpType] = parse_ops(ops)
         if len(set(self.ops)) != len(self.ops):
             dup = next(op for op in self.ops if self.ops.count(op) > 1)
             raise ValueError(f"ops lists {dup.value!r} more than once")
@@ -332,3 +320,42 @@ def default_signal_search_space() -> SearchSpace:
 def make_cell(num_nodes: int, edges: Iterable[tuple[int, int, OpType | str]]) -> Cell:
     """Convenience: ``make_cell(3, [(0, 1, "conv_3x3"), ...])``."""
     return Cell(num_nodes, tuple(Edge(i, j, op) for i, j, op in edges))
+
+
+def format_cell(cell: Cell) -> str:
+    """The one textual form of a cell, used everywhere (``nas enumerate``, result.json,
+    ``nas inspect``, ``nas train --cell``): its non-zero edges in order, such as
+    ``0->1:conv_3x3,0->2:skip_connect`` (edges not listed carry zero); a cell whose
+    edges are all zero is ``(none)``. :func:`parse_cell` reads it back."""
+    return ",".join(f"{e.src}->{e.dst}:{e.op}" for e in cell.edges if e.op != OpType.ZERO) or (
+        "(none)"
+    )
+
+
+def parse_cell(text: str, num_nodes: int | None = None) -> Cell:
+    """A cell from its textual form (:func:`format_cell`): comma-separated
+    ``SRC->DST:OP`` edges (spaces allowed); ``(none)`` or "" for no edge. The cell has
+    ``num_nodes`` nodes (default: the largest DST + 1; the output is the last node) and
+    holds the listed edges only. ValueError naming the bad part."""
+    if not isinstance(text, str):
+        raise ValueError(f"a cell must be text like '0->1:conv_3x3,1->2:zero', got {text!r}")
+    body = text.strip()
+    if body.startswith("Cell(") and body.endswith(")") and ":" in body:
+        body = body[body.index(":") + 1 : -1]  # str(Cell): "Cell(3 nodes: 0->1:op, ...)"
+    edges: list[Edge] = []
+    if body not in ("", "(none)"):
+        for part in body.split(","):
+            item = part.strip()
+            try:
+                arc, op = item.split(":")
+                src, dst = (int(v) for v in arc.split("->"))
+            except ValueError:
+                raise ValueError(
+                    f"cell edge {item!r} is not SRC->DST:OP (e.g. 0->1:conv_3x3)"
+                ) from None
+            edges.append(Edge(src, dst, as_op(op.strip())))
+    if num_nodes is None:
+        num_nodes = max((e.dst for e in edges), default=1) + 1
+    cell = Cell(num_nodes, tuple(edges))
+    cell.validate()
+    return cell

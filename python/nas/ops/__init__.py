@@ -4,9 +4,11 @@ Each op lives in ``nas/ops/<op>.py``; its pure-PyTorch reference, the spec the t
 and benchmarks compare against, lives in ``nas/ops/_reference.py``.
 """
 
+from .._native import register_reference
 from . import _reference
 from .decode_cells import decode_cells
 from .enumerate_cells import (
+    CellScan,
     enumerate_count,
     enumerate_pareto,
     enumerate_score_cells,
@@ -28,12 +30,21 @@ NATIVE_OPS: tuple[str, ...] = (
 )
 
 
+# The enumerate wrappers (nas/ops/enumerate_cells.py) call call_native without their
+# reference: register theirs here, by name, until they pass it themselves.
+for _name in NATIVE_OPS:
+    if _name.startswith("enumerate_"):
+        register_reference(_name, getattr(_reference, _name))
+del _name
+
+
 def native_op_names() -> tuple[str, ...]:
     """Names of the ops in ``torch.ops.nas`` that have CPU (and, if built, CUDA) kernels."""
     return NATIVE_OPS
 
 
 __all__ = [
+    "CellScan",
     "NATIVE_OPS",
     "_reference",
     "decode_cells",

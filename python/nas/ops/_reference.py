@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+from ..optypes import OpType, all_ops, as_op
 
 
 def space_size(num_ops: int, num_edges: int) -> int:
@@ -44,9 +47,59 @@ def decode_cells(indices: torch.Tensor, num_ops: int, num_edges: int) -> torch.T
     return out
 
 
+# ---------------------------------------------------------------------------------
+# The parameter-free candidate ops on signal tensors x: [B, N, D] (batch x series,
+# patches, hidden), along N: what nas::mixed_op computes inside its kernel, and what
+# nas.signal_ops builds its modules from (it re-exports these).
+
+PARAMETER_FREE_OPS: tuple[OpType, ...] = (
+    OpType.AVG_POOL_3X3,
+    OpType.MAX_POOL_3X3,
+    OpType.SKIP_CONNECT,
+    OpType.ZERO,
+)
+
+
+def _check_signal(x: torch.Tensor) -> None:
+    if x.dim() != 3:
+        raise ValueError(
+            f"x must be [B, N, D] (batch x series, patches, hidden), got {tuple(x.shape)}"
+        )
+
+
+def avg_pool_3(x: torch.Tensor) -> torch.Tensor:
+    """x: Tensor[B, N, D] -> mean over the valid part of each 3-wide window along N."""
+    _check_signal(x)
+    y = F.avg_pool1d(x.transpose(1, 2), 3, stride=1, padding=1, count_include_pad=False)
+    return y.transpose(1, 2)
+
+
+def max_pool_3(x: torch.Tensor) -> torch.Tensor:
+    """x: Tensor[B, N, D] -> max over the valid part of each 3-wide window along N."""
+    _check_signal(x)
+    return F.max_pool1d(x.transpose(1, 2), 3, stride=1, padding=1).transpose(1, 2)
+
+
+def apply_parameter_free(op: OpType | str, x: torch.Tensor) -> torch.Tensor:
+    """The reference of a parameter-free op on x: Tensor[B, N, D]."""
+    op = as_op(op)
+    if op == OpType.AVG_POOL_3X3:
+        return avg_pool_3(x)
+    if op == OpType.MAX_POOL_3X3:
+        return max_pool_3(x)
+    if op == OpType.SKIP_CONNECT:
+        return x
+    if op == OpType.ZERO:
+        return torch.zeros_like(x)
+    raise ValueError(f"op {op.value!r} has parameters; build it with build_op()")
+
+
+# Half types mixed_op accepts (computed in float32 by the native kernels).
+HALF_DTYPES = (torch.bfloat16, torch.float16)
+
 # Parametric op codes (index in nas.all_ops()): their outputs come from ATen modules
-# and are passed in; every other op is computed from x (see nas.signal_ops).
-_MIXED_INLINE = ("avg_pool_3x3", "max_pool_3x3", "skip_connect", "zero")
+# and are passed in; every other op is computed from x (apply_parameter_free).
+_MIXED_INLINE = tuple(op.value for op in PARAMETER_FREE_OPS)
 
 
 def mixed_op_codes(
@@ -60,8 +113,6 @@ def mixed_op_codes(
     Shared by the reference and the native wrapper so both reject the same inputs
     with the same messages (ValueError naming the argument and the value).
     """
-    from ..space import all_ops, as_op
-
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must be a 3-D tensor [B, N, D], got shape {shape}")
@@ -90,10 +141,14 @@ def mixed_op_codes(
         raise ValueError(f"alpha must be a 1-D tensor [K] of logits, got shape {shape}")
     if alpha.shape[0] != len(codes):
         raise ValueError(f"alpha length {alpha.shape[0]} does not match len(ops) = {len(codes)}")
-    if alpha.dtype != x.dtype or alpha.device != x.device:
+    # A half-type x may keep float32 logits (what autocast leaves an nn.Parameter as).
+    alpha_dtype_ok = alpha.dtype == x.dtype or (
+        x.dtype in HALF_DTYPES and alpha.dtype == torch.float32
+    )
+    if not alpha_dtype_ok or alpha.device != x.device:
         raise ValueError(
-            f"alpha must have x's dtype and device ({x.dtype}, {x.device}), "
-            f"got ({alpha.dtype}, {alpha.device})"
+            f"alpha must have x's dtype (or float32 for a bfloat16/float16 x) and device "
+            f"({x.dtype}, {x.device}), got ({alpha.dtype}, {alpha.device})"
         )
     parametric = [order[c].value for c in codes if order[c].value not in _MIXED_INLINE]
     param_outputs = list(param_outputs)
@@ -131,12 +186,11 @@ def mixed_op(
     op_k(x) is nas.signal_ops.apply_parameter_free for the parameter-free ops and the
     next param_output for the parametric ones. Returns Tensor[B, N, D].
     """
-    from ..signal_ops import apply_parameter_free
-    from ..space import all_ops
-
     codes = mixed_op_codes(x, alpha, ops, param_outputs)
     order = all_ops()
-    weights = torch.softmax(alpha, dim=0)
+    # Half types: weights rounded to x's dtype, every product and sum in x's dtype (the
+    # low-precision reference of the tolerance rule in nas/ops/mixed_op.py).
+    weights = torch.softmax(alpha, dim=0).to(x.dtype)
     outs = iter(param_outputs)
     terms = []
     for k, code in enumerate(codes):
@@ -158,17 +212,16 @@ def mixed_op(
 # tables (FLOPs, bytes, params) the feature sums are exact whatever the order.
 
 _INNER_CELLS_MAX = 4096
+_INNER_EDGES_MAX = 12
 _MAX_NODES = 11
 _CHUNK = 1 << 20
 
 
 def enumerate_inner_edges(num_ops: int, num_edges: int) -> int:
     """m, the number of trailing edges in the inner block: the largest m <= num_edges
-    with num_ops ** m <= 4096 (all edges when num_ops == 1)."""
-    if num_ops <= 1:
-        return num_edges
+    with num_ops ** m <= 4096 and m <= 12 (the cap binds only for a one-op space)."""
     m, cells = 0, 1
-    while m < num_edges and cells * num_ops <= _INNER_CELLS_MAX:
+    while m < num_edges and m < _INNER_EDGES_MAX and cells * num_ops <= _INNER_CELLS_MAX:
         cells *= num_ops
         m += 1
     return m
@@ -534,8 +587,6 @@ def enumerate_brute_force(
 ) -> list[tuple[list[float], float, bool]]:
     """Plain Python over ``space.enumerate()``: per cell in index order, (features,
     score, canonical). The clearest statement of the spec, for tiny spaces only."""
-    from ..space import OpType
-
     edges = space.edges
     ne, nn = len(edges), space.num_nodes
     m = enumerate_inner_edges(space.num_ops, ne)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._native import call_native, has_native
+from . import _reference
 
 
 def decode_cells(indices: torch.Tensor, num_ops: int, num_edges: int) -> torch.Tensor:
@@ -14,7 +15,9 @@ def decode_cells(indices: torch.Tensor, num_ops: int, num_edges: int) -> torch.T
     Returns Tensor[n, num_edges] int64: the mixed-radix digits of each index in base
     num_ops, last edge fastest (code k means the space's k-th op).
     """
-    return call_native("decode_cells", indices, int(num_ops), int(num_edges))
+    return call_native(
+        "decode_cells", indices, int(num_ops), int(num_edges), reference=_reference.decode_cells
+    )
 
 
 if has_native():

@@ -4,13 +4,14 @@ Thin typed wrappers over ``torch.ops.nas.enumerate_*`` that fall back to the
 references in ``nas/ops/_reference.py`` when ``nas._C`` is missing. The high-level API
 (spaces, constraints as dicts, progress bars) is ``nas.enumerate``.
 
-Shared arguments: op_features Tensor[num_ops, F] float64 (per-op features); coeffs
-Tensor[F] float64 and bias (the score); low, high Tensor[F] float64 (inclusive
-feature bounds, -inf / +inf for none); zero_op (code of the zero op, -1 for none);
-the cells [start, start + count) in the space's index order.
+What every op shares (the space, the score, the bounds) travels as one ``CellScan``;
+each wrapper adds its own arguments and flattens them into the op's schema
+(csrc/ops.cpp), whose order the references in ``_reference`` keep.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -18,59 +19,65 @@ from torch import Tensor
 from .._native import call_native, has_native
 
 
-def enumerate_score_cells(
-    op_features: Tensor,
-    coeffs: Tensor,
-    bias: float,
-    num_nodes: int,
-    zero_op: int,
-    prune_dead: bool,
-    start: int,
-    count: int,
-) -> tuple[Tensor, Tensor]:
-    """Returns (features Tensor[count, F] float64, scores Tensor[count] float64)."""
-    args = (op_features, coeffs, float(bias), int(num_nodes), int(zero_op), bool(prune_dead))
-    return call_native("enumerate_score_cells", *args, int(start), int(count))
+@dataclass(frozen=True)
+class CellScan:
+    """The space, score and constraint set of an enumerate op.
+
+    op_features Tensor[num_ops, F] float64: per-op features, a cell's features are
+    their sums over its edges. coeffs Tensor[F] float64 and bias: the score
+    bias + coeffs . features (Tensor[2, F] objectives for a Pareto front). low, high
+    Tensor[F] float64: inclusive feature bounds, -inf / +inf for none. zero_op: code of
+    the zero op, -1 for none; prune_dead: edges of dead nodes cost nothing.
+    """
+
+    op_features: Tensor
+    coeffs: Tensor
+    bias: float
+    low: Tensor
+    high: Tensor
+    num_nodes: int
+    zero_op: int = -1
+    prune_dead: bool = False
+
+    def to(self, device: str | torch.device) -> CellScan:
+        """The same scan with its tensors on ``device``."""
+        return replace(
+            self,
+            op_features=self.op_features.to(device),
+            coeffs=self.coeffs.to(device),
+            low=self.low.to(device),
+            high=self.high.to(device),
+        )
+
+    def _score(self) -> tuple:
+        return self.op_features, self.coeffs, float(self.bias)
+
+    def _space(self) -> tuple:
+        return int(self.num_nodes), int(self.zero_op), bool(self.prune_dead)
+
+
+def enumerate_score_cells(scan: CellScan, start: int, count: int) -> tuple[Tensor, Tensor]:
+    """Features and scores of the cells [start, start + count) (bounds unused).
+
+    Returns (features Tensor[count, F] float64, scores Tensor[count] float64).
+    """
+    return call_native("enumerate_score_cells", *scan._score(), *scan._space(), start, count)
 
 
 def enumerate_top_k(
-    op_features: Tensor,
-    coeffs: Tensor,
-    bias: float,
-    low: Tensor,
-    high: Tensor,
-    num_nodes: int,
-    zero_op: int,
-    prune_dead: bool,
-    start: int,
-    count: int,
-    k: int,
-    largest: bool,
+    scan: CellScan, start: int, count: int, k: int, largest: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The k best cells satisfying the bounds, best first, ties to the lower index.
 
     Returns (indices Tensor[n] int64, scores Tensor[n] float64, features Tensor[n, F]
     float64), n = min(k, qualifying cells).
     """
-    args = (op_features, coeffs, float(bias), low, high, int(num_nodes), int(zero_op))
-    rest = (bool(prune_dead), int(start), int(count), int(k), bool(largest))
-    return call_native("enumerate_top_k", *args, *rest)
+    args = (*scan._score(), scan.low, scan.high, *scan._space(), int(start), int(count))
+    return call_native("enumerate_top_k", *args, int(k), bool(largest))
 
 
 def enumerate_count(
-    op_features: Tensor,
-    coeffs: Tensor,
-    bias: float,
-    low: Tensor,
-    high: Tensor,
-    num_nodes: int,
-    zero_op: int,
-    prune_dead: bool,
-    start: int,
-    count: int,
-    bins: int,
-    hist_min: float,
-    hist_max: float,
+    scan: CellScan, start: int, count: int, bins: int, hist_min: float, hist_max: float
 ) -> tuple[Tensor, Tensor]:
     """Counts the cells satisfying the bounds.
 
@@ -79,54 +86,34 @@ def enumerate_count(
     Tensor[2] int64: qualifying cells, and those among them that are canonical under
     prune_dead, i.e. the number of distinct pruned cells).
     """
-    args = (op_features, coeffs, float(bias), low, high, int(num_nodes), int(zero_op))
-    rest = (bool(prune_dead), int(start), int(count), int(bins), float(hist_min), float(hist_max))
-    return call_native("enumerate_count", *args, *rest)
+    args = (*scan._score(), scan.low, scan.high, *scan._space(), int(start), int(count))
+    return call_native("enumerate_count", *args, int(bins), float(hist_min), float(hist_max))
 
 
-def enumerate_pareto(
-    op_features: Tensor,
-    objectives: Tensor,
-    low: Tensor,
-    high: Tensor,
-    num_nodes: int,
-    zero_op: int,
-    prune_dead: bool,
-    start: int,
-    count: int,
-) -> tuple[Tensor, Tensor, Tensor]:
+def enumerate_pareto(scan: CellScan, start: int, count: int) -> tuple[Tensor, Tensor, Tensor]:
     """The exact Pareto front (both objectives minimised) of the cells satisfying the
-    bounds; objectives: Tensor[2, F] float64 (objective r is the score with coeffs
-    objectives[r] and bias 0).
+    bounds; scan.coeffs: Tensor[2, F] float64 (objective r is the score with coeffs
+    row r and bias 0; scan.bias is unused).
 
     Returns (indices Tensor[n] int64: the lowest index reaching each non-dominated
     objective pair, values Tensor[n, 2] float64 sorted by objective 0, counts Tensor[n]
     int64: cells reaching each pair).
     """
-    args = (op_features, objectives, low, high, int(num_nodes), int(zero_op))
-    rest = (bool(prune_dead), int(start), int(count))
-    return call_native("enumerate_pareto", *args, *rest)
+    args = (scan.op_features, scan.coeffs, scan.low, scan.high, *scan._space())
+    return call_native("enumerate_pareto", *args, int(start), int(count))
 
 
 def enumerate_search_top_k(
-    op_features: Tensor,
-    coeffs: Tensor,
-    bias: float,
-    low: Tensor,
-    high: Tensor,
-    num_nodes: int,
-    k: int,
-    largest: bool,
-    max_nodes: int,
+    scan: CellScan, k: int, largest: bool, max_nodes: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Branch-and-bound top-k over the whole space (no prune_dead): the same cells, in
-    the same order, as enumerate_top_k over [0, num_cells). Cells are returned as op
-    codes (indices of 8-node spaces pass int64).
+    """Branch-and-bound top-k over the whole space (zero_op and prune_dead unused):
+    the same cells, in the same order, as enumerate_top_k over [0, num_cells). Cells
+    are returned as op codes (indices of 8-node spaces pass int64).
 
     Returns (codes Tensor[n, num_edges] int64, scores Tensor[n], features Tensor[n, F]).
     """
-    args = (op_features, coeffs, float(bias), low, high, int(num_nodes), int(k), bool(largest))
-    return call_native("enumerate_search_top_k", *args, int(max_nodes))
+    args = (*scan._score(), scan.low, scan.high, int(scan.num_nodes))
+    return call_native("enumerate_search_top_k", *args, int(k), bool(largest), int(max_nodes))
 
 
 if has_native():
