@@ -6,7 +6,8 @@
 2. The same retraining spent on ``--random-cells`` random cells of the same space
    (``nas.train_cell``), the best by validation MSE: does the search beat random?
 3. The search step (DARTSOptimizer.step on the signal supernet at the default
-   shapes) with the fused mixed op vs the eager reference, interleaved in one process.
+   shapes), as nas runs it (the batched DARTSCell, the fused mixed op) vs the eager
+   supernet (per-edge cells, the reference mixed op), interleaved in one process.
 
     .venv/bin/python bench/bench_search.py --data ../shared/data/ETTh1.csv \\
         [--horizons 96] [--seeds 0,1,2] [--random-cells 10] [--threads 1] [--json FILE]
@@ -118,6 +119,9 @@ def step_times(lookback: int, horizon: int, features: int, reps: int) -> list[di
         for _ in range(3):
             for variant, fn in (("fused", native), ("reference", _reference.mixed_op)):
                 nas.ops.mixed_op = fn
+                for m in model.modules():
+                    if isinstance(m, nas.DARTSCell):
+                        m.batched = variant == "fused"
                 opt.step(*batch)
                 for _ in range(reps):
                     t = time.perf_counter()

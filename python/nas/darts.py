@@ -5,7 +5,9 @@
 * :class:`DARTSCell` / :class:`SuperNet`: the supernet of a :class:`~nas.SearchSpace`:
   every edge (i, j) of a cell is a mixed op over the space's ops, node j = sum_{i<j}
   mixed(node i), and one alpha: Tensor[E, K] is shared by all stacked cells (DARTS'
-  weight sharing: one architecture, trained for every layer at once).
+  weight sharing: one architecture, trained for every layer at once). The cell is
+  batched by default: the conv ops of all edges into a node run as one convolution
+  with alpha-weighted, folded kernels (same math; see :class:`DARTSCell`).
 * :class:`DARTSOptimizer`: the bilevel step, first or second order.
 
 When every candidate is a named op, the mix is the fused native op
@@ -30,7 +32,7 @@ from torch import nn
 from . import ops as _ops
 from .costs import op_params_1d
 from .discretize import discretize
-from .signal_ops import PARAMETER_FREE_OPS, ParameterFreeOp, build_op
+from .signal_ops import _KERNEL, PARAMETER_FREE_OPS, ConvOp, ParameterFreeOp, build_op
 from .space import DiscretizedArch, OpType, SearchSpace, as_op
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -164,16 +166,67 @@ class DARTSLayer(nn.Module):
         return f"num_ops={self.num_ops}, fused={self.fused}, ops=[{names}]"
 
 
+def _dense_kernel(module: nn.Module, width: int) -> torch.Tensor:
+    """The parametric op ``module`` (ConvOp or SepConvOp) as one dense Conv1d weight
+    Tensor[D_out, D_in, width], centred (zero taps added on both sides when its kernel is
+    narrower): conv(relu(x), kernel, padding=width // 2) is the op's output. A separable
+    op's kernel is pointwise[o, d] * depthwise[d, t]. Built from the parameters inside
+    the graph, so autograd sends each parameter exactly its own gradient (the added zero
+    taps are constants, not parameters)."""
+    if isinstance(module, ConvOp):
+        w = module.conv.weight  # [D, D, k]
+    else:
+        # [D_out, D_in, 1] * [1, D_in, k]
+        w = module.pointwise.weight * module.depthwise.weight.transpose(0, 1)
+    pad = (width - w.shape[-1]) // 2
+    return F.pad(w, (pad, pad)) if pad else w
+
+
+def _conv_nlc(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Conv1d along N of x: Tensor[B, N, C] (contiguous) with weight: Tensor[D, C, k]
+    (odd k, zero padding k // 2) -> Tensor[B, N, D], contiguous.
+
+    Eager runs it as a channels-last Conv2d over [B, C, 1, N]: x and the result are that
+    layout's memory as they are (no transposing copies), and oneDNN's channels-last
+    convolution, forward and backward, is about twice as fast as the [B, C, N] one at
+    these sizes (bench/RESULTS.md). Under torch.compile it is a plain Conv1d: inductor
+    (torch 2.13, CPU) miscomputes the gradient of a weight that reaches a channels-last
+    Conv2d through an index (``k[[0]].transpose(0, 1).flatten(1, 2).unsqueeze(2)``)
+    and corrupts the heap doing so."""
+    pad = weight.shape[-1] // 2
+    if torch.compiler.is_compiling():
+        return F.conv1d(x.transpose(1, 2), weight, padding=pad).transpose(1, 2)
+    y = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight.unsqueeze(2), padding=(0, pad))
+    return y.squeeze(2).transpose(1, 2)
+
+
 class DARTSCell(nn.Module):
     """The supernet cell of ``space``: every edge (i, j) mixes all the space's ops.
 
     node 0 = x; node j = sum_{i<j} mixed_op(node_i, alpha[e_ij], space.ops, outputs
     of edge e_ij's parametric ops); the output is the last node. The cell owns the
-    parametric ops of every edge (independent weights per edge) but no alpha: the
-    caller passes alpha: Tensor[E, K], so stacked cells can share one.
+    parametric ops of every edge (independent weights per edge: ``edge_ops[e]``, one
+    module per parametric op, in op order) but no alpha: the caller passes
+    alpha: Tensor[E, K], so stacked cells can share one.
+
+    ``batched=True`` (the default) computes the same function with far fewer, larger
+    kernels. Every parametric op is ReLU then a linear convolution along N, so the
+    weighted sum of an edge's conv ops is ONE convolution of relu(node_i) with the
+    weighted sum of their kernels (:func:`_dense_kernel`; a separable op's kernel is
+    pointwise x depthwise, a 3-wide one is centred in the widest), and the edges into
+    node j add up to one convolution of cat_i relu(node_i) (channels) with those
+    kernels concatenated along the input channels: one Conv1d per node. ReLU runs once
+    per node. The parameter-free ops of each edge still mix in the fused
+    ``nas.ops.mixed_op``, over [free ops..., zero] with the zero logit replaced by
+    logsumexp(logits of the conv ops and zero), which gives each free op exactly its
+    softmax(alpha[e]) weight. Only float rounding differs from ``batched=False`` (the
+    per-edge path: each op's module on each edge, then the fused mix), gradients
+    included (tests/test_darts_batched.py), for finite inputs (a 3-wide op's added
+    zero taps meet the inputs two positions away: 0 * inf is NaN); the parameters,
+    ``state_dict`` names and the discrete model are the same either way.
     """
 
-    def __init__(self, space: SearchSpace, hidden: int) -> None:
+    def __init__(self, space: SearchSpace, hidden: int, *, batched: bool = True) -> None:
         super().__init__()
         hidden = _check_hidden(hidden)  # also SuperNet's check
         if space.num_nodes < 2:
@@ -183,15 +236,25 @@ class DARTSCell(nn.Module):
                 f"DARTSCell requires at least 2 candidate operations, the space has {space.num_ops}"
             )
         self.space = space
+        self.batched = bool(batched)
         self.ops: tuple[OpType, ...] = tuple(space.ops)
         self.edge_ops = nn.ModuleList(
             _parametric_modules(self.ops, hidden) for _ in range(space.num_edges)
         )
-        # for node j: the (edge index, source node) pairs of its incoming edges
+        # for node j: the (edge index, source node) pairs of its incoming edges, by source
         self._incoming = [
-            [(e, i) for e, (i, d) in enumerate(space.edges) if d == j]
+            sorted(((e, i) for e, (i, d) in enumerate(space.edges) if d == j), key=lambda t: t[1])
             for j in range(space.num_nodes)
         ]
+        # batched path: alpha columns of the conv ops, of the free ops but zero, and of
+        # the ops whose softmax mass the zero slot of the free mix stands for
+        self._conv_k = [k for k, op in enumerate(self.ops) if op not in PARAMETER_FREE_OPS]
+        self._free_k = [
+            k for k, op in enumerate(self.ops) if op in PARAMETER_FREE_OPS and op != OpType.ZERO
+        ]
+        self._sink_k = [k for k, op in enumerate(self.ops) if k not in self._free_k]
+        self._free_ops = tuple(self.ops[k] for k in self._free_k) + (OpType.ZERO,)
+        self._width = max((_KERNEL[self.ops[k]] for k in self._conv_k), default=0)
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """x: Tensor[B, N, D]; alpha: Tensor[E, K] logits -> Tensor[B, N, D]."""
@@ -201,12 +264,52 @@ class DARTSCell(nn.Module):
                 f"alpha shape {tuple(alpha.shape)} does not match "
                 f"[num_edges({E}), num_ops({K})] = [{E}, {K}]"
             )
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be a 3-D tensor [B, N, D], got shape {shape}")
+        if self.batched and self._conv_k:
+            return self._forward_batched(x, alpha)
         nodes = [x]
         for j in range(1, self.space.num_nodes):
             terms = [
                 _mixed(nodes[i], alpha[e], self.ops, self.edge_ops[e]) for e, i in self._incoming[j]
             ]
             nodes.append(terms[0] if len(terms) == 1 else torch.stack(terms).sum(0))
+        return nodes[-1]
+
+    def _edge_kernels(self, alpha: torch.Tensor) -> torch.Tensor:
+        """sum over edge e's conv ops of softmax(alpha[e])_k * kernel_k:
+        Tensor[E, D_out, D_in, width]."""
+        w = torch.softmax(alpha, dim=1)[:, self._conv_k]  # [E, P]
+        kernels = torch.stack(
+            [torch.stack([_dense_kernel(m, self._width) for m in mods]) for mods in self.edge_ops]
+        )  # [E, P, D, D, width]
+        return torch.einsum("ep,epoiw->eoiw", w.to(kernels.dtype), kernels)
+
+    def _forward_batched(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """The batched cell (class docstring): x: Tensor[B, N, D], alpha: Tensor[E, K]."""
+        kernels = self._edge_kernels(alpha)
+        free = bool(self._free_k)
+        if free:
+            # [E, F + 1]: the free ops' logits, then the zero slot holding the rest
+            free_alpha = torch.cat(
+                [alpha[:, self._free_k], torch.logsumexp(alpha[:, self._sink_k], 1, keepdim=True)],
+                dim=1,
+            )
+        nodes = [x]
+        relus: list[torch.Tensor] = []  # relu(node_i): Tensor[B, N, D]
+        for j in range(1, self.space.num_nodes):
+            relus.append(F.relu(nodes[j - 1]))
+            incoming = self._incoming[j]
+            src = [i for _, i in incoming]
+            inp = relus[src[0]] if len(src) == 1 else torch.cat([relus[i] for i in src], 2)
+            # [D_out, len(src) * D_in, width]: input channels ordered like inp's
+            weight = kernels[[e for e, _ in incoming]].transpose(0, 1).flatten(1, 2)
+            node = _conv_nlc(inp, weight)
+            if free:
+                for e, i in incoming:
+                    node = _ops.mixed_op(nodes[i], free_alpha[e], self._free_ops, []) + node
+            nodes.append(node)
         return nodes[-1]
 
 
