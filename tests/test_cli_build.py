@@ -93,3 +93,19 @@ def test_fallback_warns_once():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+COMMANDS = ["search", "train", "enumerate", "calibrate", "inspect", "space", "info"]
+
+
+def test_every_subcommand_has_help_with_an_example():
+    from nas.cli import _build_parser
+
+    sub = next(a for a in _build_parser()._actions if a.dest == "command")
+    assert sorted(sub.choices) == sorted(COMMANDS)
+    for name in COMMANDS:
+        r = subprocess.run([sys.executable, "-m", "nas", name, "--help"], capture_output=True,
+                           text=True, check=False)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        examples = r.stdout.split("examples:\n", 1)[1].splitlines()
+        assert examples and all(e.strip().startswith(f"nas {name}") for e in examples if e)

@@ -607,6 +607,14 @@ def _add_run_options(p: argparse.ArgumentParser, search: bool) -> None:
     p.add_argument("--json", action="store_true", help="print the result document")
 
 
+def _examples(*lines: str) -> dict[str, Any]:
+    """add_parser keywords that end a subcommand's --help with these example lines."""
+    return {
+        "epilog": "examples:\n" + "\n".join(f"  {line}" for line in lines),
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -616,7 +624,11 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("space", help="size, edges and ops of a cell search space")
+    p = sub.add_parser(
+        "space",
+        help="size, edges and ops of a cell search space",
+        **_examples("nas space --nodes 4", "nas space --nodes 8 --ops signal --json"),
+    )
     p.add_argument("--nodes", type=int, default=4, help="nodes per cell (default 4)")
     p.add_argument(
         "--ops", default="all", help='"all", "signal", or a comma list such as conv_3x3,zero'
@@ -624,16 +636,29 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_space)
 
-    p = sub.add_parser("info", help="what the native library was built with")
+    p = sub.add_parser(
+        "info", help="what the native library was built with", **_examples("nas info --json")
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("inspect", help="architecture, config and tensors of a GGUF export")
+    p = sub.add_parser(
+        "inspect",
+        help="architecture, config and tensors of a GGUF export",
+        **_examples("nas inspect runs/demo/model.gguf", "nas inspect model.gguf --json"),
+    )
     p.add_argument("file", metavar="FILE.gguf", help="a file written by nas.export_gguf")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_inspect)
 
-    p = sub.add_parser("enumerate", help="exact top-k cells of a space by estimated latency")
+    p = sub.add_parser(
+        "enumerate",
+        help="exact top-k cells of a space by estimated latency",
+        **_examples(
+            "nas enumerate --nodes 5 --ops all --top-k 10 --max-params 50000 --hw dgx_spark",
+            "nas enumerate --nodes 4 --ops signal --prune-dead --count --json",
+        ),
+    )
     p.add_argument("--nodes", type=int, default=5, help="nodes per cell (default 5)")
     p.add_argument("--ops", default="all", help='"all", "signal", or a comma list of op names')
     p.add_argument("--top-k", type=int, default=10, help="cells to list (default 10)")
@@ -653,7 +678,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_enumerate)
 
     p = sub.add_parser(
-        "calibrate", help="measure sampled cells on a device and fit latency models to them"
+        "calibrate",
+        help="measure sampled cells on a device and fit latency models to them",
+        **_examples(
+            "nas calibrate --device cpu --cells 200 --holdout 0.25 --out calib/",
+            "nas calibrate --device cuda:0 --mode train --shape 224,42,16 --out calib-gpu/",
+        ),
     )
     p.add_argument("--device", default="cpu", help='"cpu" or "cuda[:N]" (default cpu)')
     p.add_argument("--cells", type=int, default=200, help="cells to sample (default 200)")
