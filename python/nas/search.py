@@ -687,8 +687,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def _config_key(cfg: SignalSearchConfig) -> str:
-    """What must match between a checkpoint and the run resuming it (threads may
-    differ: they do not change a CPU result here only if equal, so they count too)."""
+    """What must match between a checkpoint and the run resuming it: the whole config,
+    threads included (a CPU result is bitwise the same only for the same thread count)."""
     return json.dumps(cfg.to_dict(), sort_keys=True, default=str)
 
 
@@ -1162,12 +1162,3 @@ def load_model(path: str | os.PathLike[str] | bytes) -> SignalModel:
     model.load_state_dict(state)
     model.eval()
     return model
-
-
-def load_result(folder_or_file: str | os.PathLike[str]) -> Mapping[str, Any]:
-    """The result.json of a run folder (or the file itself)."""
-    path = os.fspath(folder_or_file)
-    if os.path.isdir(path):
-        path = os.path.join(path, "result.json")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
