@@ -311,23 +311,15 @@ class SignalSearchOutput:
                             self.config.space())  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
+        """result.json: the retrained model's document (TrainedCell.to_dict) with the
+        trials and the best trial's index."""
+        trained = TrainedCell(self.model, self.arch, self.export_config, self.val_metrics,
+                              self.test_metrics, self.retrain_history, self.timings,
+                              self.config, self.data_info)  # fmt: skip
         return {
-            "nas_result_version": RESULT_VERSION,
-            "config": self.config.to_dict(),
-            "data": self.data_info,
-            "cell": cell_to_dict(self.arch.cell),
-            "cell_text": format_cell(self.arch.cell),
-            "params": self.arch.total_params,
+            **trained.to_dict(),
             "best_trial": self.best.trial,
-            "test_mse": None if self.test_metrics is None else self.test_metrics["mse"],
-            "test_mae": None if self.test_metrics is None else self.test_metrics["mae"],
-            "test_windows": None if self.test_metrics is None else self.test_metrics["windows"],
-            "val_mse": self.val_metrics["mse"],
-            "val_mae": self.val_metrics["mae"],
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "trials": [r.to_dict() for r in self.all_results],
-            "retrain_history": self.retrain_history,
-            "export_config": asdict(self.export_config),
         }
 
     def save(self, folder: str | os.PathLike[str]) -> dict[str, str]:
@@ -1061,22 +1053,18 @@ def run_signal_nas(
                           progress)  # fmt: skip
     timings.update(trained.timings)
     timings["total_s"] = time.perf_counter() - t0
-    model, retrain_history = trained.model, trained.history
-    val_metrics, test_metrics = trained.val_metrics, trained.test_metrics
-    arch, export_config = trained.arch, trained.export_config
-    describe = getattr(data, "describe", None)
     return SignalSearchOutput(
         best=best,
         all_results=results,
-        export_config=export_config,
-        model=model,
-        arch=arch,
-        test_metrics=test_metrics,
-        val_metrics=val_metrics,
+        export_config=trained.export_config,
+        model=trained.model,
+        arch=trained.arch,
+        test_metrics=trained.test_metrics,
+        val_metrics=trained.val_metrics,
         config=cfg,
         timings=timings,
-        retrain_history=retrain_history,
-        data_info=describe() if callable(describe) else None,
+        retrain_history=trained.history,
+        data_info=trained.data_info,
     )
 
 
