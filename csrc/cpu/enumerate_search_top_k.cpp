@@ -30,11 +30,12 @@ struct Search {
   std::vector<int32_t> oc;
   std::map<int64_t, std::vector<int32_t>> leaf_codes;  // leaf number -> outer codes
   std::vector<double> feat, score;
-  std::vector<uint8_t> canon;
+  std::vector<uint8_t> canon, keep;
+  PassTable pass;  // the cell filters, checked at complete cells (the leaves' inner blocks)
   mutable std::vector<uint8_t> fits;  // [K] scratch of promising(): op o fits a free edge
 
   Search(const Ctx& ctx, const double* l, const double* h, int64_t k, int64_t maxn)
-      : c(ctx), lo(l), hi(h), max_nodes(maxn), topk{{ctx.F, l, h}, k} {
+      : c(ctx), lo(l), hi(h), max_nodes(maxn), topk{{ctx.F, l, h}, k}, pass(ctx) {
     feat_min.assign(c.F, std::numeric_limits<double>::infinity());
     feat_max.assign(c.F, -std::numeric_limits<double>::infinity());
     feat_margin.assign(c.F, 0.0);
@@ -62,6 +63,7 @@ struct Search {
     feat.assign(static_cast<size_t>(c.F * kTile), 0.0);
     score.assign(kTile, 0.0);
     canon.assign(kTile, 1);
+    keep.assign(kTile, 1);
     fits.assign(c.K, 0);
   }
 
@@ -147,12 +149,16 @@ struct Search {
       const size_t before = topk.heap.size();
       const int64_t before_idx = before ? topk.heap.front().i : -1;
       const double ps = dot(c.coeffs, pf, c.F, c.bias);
+      if (c.filter) pass.set_prefix(c, oc.data(), leaf);
       for (int64_t t0 = 0; t0 < c.M; t0 += kTile) {
         const int64_t n = std::min<int64_t>(kTile, c.M - t0);
         for (int64_t j = 0; j < n; ++j) score[j] = ps + c.inner_score[t0 + j];
         for (int f : c.need)
           for (int64_t j = 0; j < n; ++j) feat[f * kTile + j] = pf[f] + c.inner[f * c.M + t0 + j];
-        topk.tile(leaf * c.M + t0, score.data(), feat.data(), canon.data(), n);
+        if (c.filter)
+          for (int64_t j = 0; j < n; ++j) keep[j] = pass.get(c, c.inner_nz[t0 + j]);
+        topk.tile(leaf * c.M + t0, score.data(), feat.data(), canon.data(),
+                  c.filter ? keep.data() : nullptr, n);
       }
       // Any insertion changes the heap's size or its top (indices are unique).
       if (topk.heap.size() != before || (before && topk.heap.front().i != before_idx))
@@ -195,19 +201,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> run_search(const Ctx& c, const do
   return {codes, sc, ft};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> enumerate_search_top_k_cpu(
-    const at::Tensor& op_features,  // [num_ops, F] float64
-    const at::Tensor& coeffs,       // [F] float64
-    double bias, const at::Tensor& low, const at::Tensor& high, int64_t num_nodes, int64_t k,
-    bool largest, int64_t max_nodes) {
-  check_search_top_k_args(op_features, coeffs, bias, low, high, num_nodes, k, max_nodes);
-  const Scan s = make_scan(op_features, coeffs, 1, bias, &low, &high, num_nodes, -1, false);
-  return largest ? run_search<true>(s.c, s.lp, s.hp, k, max_nodes, op_features.options())
-                 : run_search<false>(s.c, s.lp, s.hp, k, max_nodes, op_features.options());
-}
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(nas, CPU, m) { m.impl("enumerate_search_top_k", &enumerate_search_top_k_cpu); }
+SearchTopKOut enumerate_search_top_k_run(const SearchTopKArgs& a) {
+  const Scan s = make_scan(a.op_features, a.coeffs, 1, a.bias, &a.low, &a.high, a.num_nodes,
+                           a.zero_op, false, {a.connected_only, a.distinct});
+  const auto opts = a.op_features.options();
+  return a.largest ? run_search<true>(s.c, s.lp, s.hp, a.k, a.max_nodes, opts)
+                   : run_search<false>(s.c, s.lp, s.hp, a.k, a.max_nodes, opts);
+}
+
+TORCH_LIBRARY_IMPL(nas, CPU, m) {
+  m.impl("enumerate_search_top_k", &search_top_k_entry<enumerate_search_top_k_run>);
+}
 
 }  // namespace nas::enumerate::cpu

@@ -140,11 +140,14 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
                 f"{flag} needs an exhaustive scan; {space.num_cells():.3e} cells is too many "
                 "(spaces up to 2**40 cells are scanned; larger ones use branch and bound)"
             )
+    # Connected cells only unless --allow-disconnected: a cell whose output does not
+    # depend on its input is no model (with --prune-dead it would cost nothing).
+    filters = dict(connected_only=not args.allow_disconnected, distinct=args.distinct)
     if use_search:
         try:
             res = search_top_k(
                 space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias,
-                max_nodes=args.max_search_nodes, time_limit=args.time_limit,
+                max_nodes=args.max_search_nodes, time_limit=args.time_limit, **filters,
             )  # fmt: skip
         except SearchBudgetExceeded as exc:
             print(f"nas enumerate: {exc} ({exc.seconds:.1f} s); many cells tie with the best "
@@ -159,13 +162,13 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
     else:
         res = top_k_cells(
             space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias,
-            prune_dead=args.prune_dead, progress=not args.json,
+            prune_dead=args.prune_dead, progress=not args.json, **filters,
         )  # fmt: skip
         method = "exhaustive scan"
     counted = None
     if args.count and not use_search:
         counted = count_cells(space, table, cons, prune_dead=args.prune_dead,
-                              progress=not args.json)  # fmt: skip
+                              progress=not args.json, **filters)  # fmt: skip
     indices = [
         int(i) for i in (res.indices.tolist() if hasattr(res.indices, "tolist") else res.indices)
     ]
@@ -187,6 +190,8 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         "score": "latency_s = flops / (GFLOP/s * 1e9) + mem_bytes / (GB/s * 1e9)",
         "constraints": {FEATURE_NAMES[c]: list(v) for c, v in cons.items()},
         "prune_dead": args.prune_dead,
+        "connected_only": filters["connected_only"],
+        "distinct": args.distinct,
         "largest": args.largest,
         "method": method,
         "cells": rows,
@@ -199,6 +204,12 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         return 0
     print(f"space: {space.num_nodes} nodes, {space.num_ops} ops, {space.num_cells():,} cells "
           f"({method}); hw {args.hw}")  # fmt: skip
+    if filters["connected_only"] or args.distinct:
+        print("cells: " + ", ".join(
+            w for w, on in (("connected only (--allow-disconnected includes the others)",
+                             filters["connected_only"]),
+                            ("each pruned cell once (--distinct)", args.distinct)) if on
+        ))  # fmt: skip
     if cons:
         print(
             "constraints: "
@@ -214,9 +225,9 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
               f"{r['cell']}")  # fmt: skip
     if not rows:
         print("(no cell satisfies the constraints)")
-    elif args.prune_dead:
+    elif args.prune_dead and not args.distinct:
         print("(cells shown pruned; different indices can prune to the same cell: "
-              "--count reports how many distinct pruned cells qualify)")  # fmt: skip
+              "--distinct lists each once, --count reports how many qualify)")  # fmt: skip
     return 0
 
 
@@ -670,6 +681,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--largest", action="store_true", help="slowest cells instead of fastest")
     p.add_argument("--prune-dead", action="store_true", help="dead nodes' edges cost nothing")
     p.add_argument("--count", action="store_true", help="also count the qualifying cells")
+    p.add_argument("--allow-disconnected", action="store_true",
+                   help="include cells whose output does not depend on the input")  # fmt: skip
+    p.add_argument("--distinct", action="store_true",
+                   help="list each pruned cell once (no op on a dead edge)")  # fmt: skip
     p.add_argument("--time-limit", type=float, default=60.0,
                    help="seconds branch and bound (6+ nodes) may take (default 60)")  # fmt: skip
     p.add_argument("--max-search-nodes", type=int, default=10**8,
