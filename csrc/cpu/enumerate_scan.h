@@ -179,12 +179,22 @@ struct PassTable {
     tag = t;
   }
   uint8_t get(const Ctx& c, uint32_t q) {
-    if (gen[q] != tag) {
-      gen[q] = tag;
-      pass[q] = cell_passes(onz | (static_cast<uint64_t>(q) << c.outer), c.N, c.E, c.src, c.dst,
-                            c.connected_only, c.distinct);
-    }
+    if (gen[q] != tag) fill(c, q);
     return pass[q];
+  }
+  // Every pattern at once: for a prefix whose cells will all be visited, so that the
+  // per-cell lookup is a branch-free gather (pass[q] of the cell's q).
+  const uint8_t* all(const Ctx& c) {
+    for (uint32_t q = 0; q < pass.size(); ++q)
+      if (gen[q] != tag) fill(c, q);
+    return pass.data();
+  }
+
+ private:
+  void fill(const Ctx& c, uint32_t q) {
+    gen[q] = tag;
+    pass[q] = cell_passes(onz | (static_cast<uint64_t>(q) << c.outer), c.N, c.E, c.src, c.dst,
+                          c.connected_only, c.distinct);
   }
 };
 
@@ -245,6 +255,7 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
   std::vector<uint8_t> keep(kTile, 1);
   uint8_t* kp = c.filter ? keep.data() : nullptr;
   PassTable pass(c);
+  const size_t Q_all = size_t{1} << c.m;  // inner zero patterns
   int64_t cell = begin;
   while (cell < end) {
     const int64_t p = cell / c.M;
@@ -273,8 +284,17 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
           double* out = feat.data() + f * kTile;
           for (int64_t j = 0; j < n; ++j) out[j] = base + ip[j];
         }
-        if (c.filter)
-          for (int64_t j = 0; j < n; ++j) keep[j] = pass.get(c, c.inner_nz[t0 + j]);
+        if (c.filter) {
+          // A prefix visited whole (the usual case) pays its 2**m <= M verdicts once;
+          // a partial one only for the patterns its cells meet.
+          if (j1 - j0 >= static_cast<int64_t>(Q_all)) {
+            const uint8_t* pt = pass.all(c);
+            const uint32_t* nz = c.inner_nz.data() + t0;
+            for (int64_t j = 0; j < n; ++j) keep[j] = pt[nz[j]];
+          } else {
+            for (int64_t j = 0; j < n; ++j) keep[j] = pass.get(c, c.inner_nz[t0 + j]);
+          }
+        }
         v.tile(p * c.M + t0, score.data(), feat.data(), canon.data(), kp, n);
       }
     } else {
