@@ -245,6 +245,36 @@ def test_filtered_search_at_6_nodes():
     assert not space.cell(int(plain.indices[0])).live_nodes()
 
 
+@pytest.mark.parametrize("nodes", [5, 8])
+def test_filtered_search_with_exact_sums(nodes):
+    # Integer tables take the multiset (op class) search. Its answer is kept when every
+    # cell in it passes the filters (the slowest cells under a params budget: all
+    # connected) and redone cell by cell otherwise (the fastest: the all-zero cell).
+    space = nas.SearchSpace(nodes, "all")
+    table = nas.op_feature_table(space.ops)
+    coeffs, bias = nas.enumerate.latency_coeffs(nas.hw_profile("dgx_spark"))
+    cons = {2: (36_864, 50_000)}
+    kw = dict(largest=True, bias=bias, time_limit=30.0)
+    plain = nas.search_top_k(space, table, coeffs, 7, cons, **kw)
+    both = nas.search_top_k(space, table, coeffs, 7, cons, connected_only=True, distinct=True, **kw)
+    assert list(plain.indices) == list(both.indices)
+    assert torch.equal(plain.scores, both.scores)
+    for i in both.indices:
+        assert all(_walk(space.cell(int(i))))
+    fast = nas.search_top_k(space, table, coeffs, 3, bias=bias, connected_only=True)
+    assert not space.cell(int(nas.search_top_k(space, table, coeffs, 1).indices[0])).live_nodes()
+    for i in fast.indices:
+        assert space.cell(int(i)).live_nodes()
+    if nodes == 5:  # where the exhaustive scan is quick enough to compare
+        for largest, c in ((True, cons), (False, None)):
+            for co, di in FILTERS:
+                got = nas.search_top_k(space, table, coeffs, 7, c, largest=largest, bias=bias,
+                                       connected_only=co, distinct=di)  # fmt: skip
+                want = nas.top_k_cells(space, table, coeffs, 7, c, largest=largest, bias=bias,
+                                       connected_only=co, distinct=di)  # fmt: skip
+                assert got.indices.tolist() == want.indices.tolist(), (largest, co, di)
+
+
 def test_bad_filter_arguments():
     space = nas.SearchSpace(3, ["zero", "conv_3x3"])
     with pytest.raises(ValueError, match="connected_only must be True or False"):
