@@ -56,6 +56,16 @@ def test_two_ranks_print_the_one_process_answer(docs, query):
     assert one["qualifying_cells"] > 1000
 
 
+def test_branch_and_bound_runs_on_rank_0_alone():
+    argv = ["enumerate", "--nodes", "6", "--top-k", "5", "--max-params", "50000", "--json"]
+    one = subprocess.run([*ONE, *argv], capture_output=True, text=True, timeout=300)
+    two = subprocess.run([*TWO, *argv], capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    assert one.stdout == two.stdout  # printed once, by rank 0
+    assert json.loads(two.stdout)["method"] == "branch and bound"
+    assert "branch and bound does not shard; rank 0 runs it alone, 1 rank(s) idle" in two.stderr
+
+
 def test_plot_front_is_the_exact_pareto_front(docs):
     doc = docs[("fastest", 1)]
     space = SearchSpace(4, parse_ops(OPS))
