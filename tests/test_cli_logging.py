@@ -12,9 +12,10 @@ import sys
 import pytest
 
 import nas
+from nas import latency_coeffs
 from nas.cli import main
 from nas.costs import hw_profile, op_feature_table
-from nas.enumerate import latency_coeffs, search_top_k
+from nas.enumerate import search_top_k
 from nas.log import cli_logging, get_logger
 
 CALIBRATE = ["calibrate", "--cells", "8", "--nodes", "3", "--shape", "2,4,8", "--rounds", "3",

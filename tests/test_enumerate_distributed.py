@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from nas import SearchSpace
+from nas import SearchSpace, latency_coeffs
 from nas.costs import hw_profile, op_feature_table
 from nas.distributed_enumerate import shard
-from nas.enumerate import latency_coeffs, pareto_front
+from nas.enumerate import pareto_front
 from nas.space import parse_ops
 
 # 7 ops on 4 nodes: 7**6 = 117,649 cells, an odd count, so the shards differ in size.

@@ -421,7 +421,7 @@ def run_calibration(
     repeat: str = "interleaved",
     seed: int = 0,
     plot: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,  # (rounds done, total) per round
 ) -> dict[str, Any]:
     """Sample ``n_cells`` cells of ``space``, measure them (cells are spread round-robin
     over ``shapes``), measure them again for repeatability (``repeat``: "interleaved",
@@ -432,8 +432,7 @@ def run_calibration(
     cells (least squares on relative errors by default, ``weighting``; ``features``
     None: seed, lut, layout, plus layout_bw in train mode and rich over several
     shapes). Returns the JSON document of ``nas calibrate`` (written to ``out`` with the
-    points CSV and the plot when ``out`` is given). ``progress(done, total)`` is called
-    after every timing round (the CLI's progress bar)."""
+    points CSV and the plot when ``out`` is given)."""
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout must be a fraction in (0, 1), got {holdout}")
     if weighting not in WEIGHTINGS:

@@ -101,7 +101,9 @@ def plot_latency_params(
     # Latencies span decades: log scale, where a 0 us cell (the empty one) has no place.
     log_y = positive.shape[0] > 0 and positive.max() / positive.min() > 20
     shown = lat_us > 0 if log_y else np.ones_like(lat_us, dtype=bool)
-    ax.scatter(sample.params[shown], lat_us[shown], s=6, alpha=0.35, color="#1f77b4",
+    few = sample.indices.shape[0] < 500  # a few cells: larger, solid dots
+    ax.scatter(sample.params[shown], lat_us[shown], s=16 if few else 6,
+               alpha=0.8 if few else 0.35, color="#1f77b4", zorder=4 if few else 2,
                linewidths=0, label=f"sample ({sample.indices.shape[0]:,} cells)")  # fmt: skip
     order = np.argsort(front_params, kind="stable")
     fp, fl = front_params[order], front_us[order]
@@ -133,7 +135,7 @@ def plot_latency_params(
     if nonzero.shape[0] and nonzero.max() / nonzero.min() > 20:
         lt = float(nonzero.min())
         ax.set_xscale("symlog", linthresh=lt, linscale=0.25)
-        decades = range(math.ceil(math.log10(lt)), math.ceil(math.log10(nonzero.max())) + 1)
+        decades = range(math.ceil(math.log10(lt)), math.floor(math.log10(nonzero.max())) + 1)
         ticks, labels = [10.0**k for k in decades], [f"$10^{{{k}}}$" for k in decades]
         if (params == 0).any():
             ticks, labels = [0.0, *ticks], ["0", *labels]
@@ -144,7 +146,7 @@ def plot_latency_params(
     ax.set_ylabel("estimated latency (µs)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     _save(fig, path)
 
 
