@@ -98,7 +98,7 @@ class _Stop(Exception):
 
 
 @pytest.mark.parametrize("trial, step", [(0, 3), (0, 13), (1, 1), (1, 20)])
-def test_resume_in_process_is_bitwise(tmp_path, trial, step):
+def test_resume_in_process_is_bitwise(tmp_path, trial, step, caplog):
     ref = nas.run_signal_nas(_cfg(), _data())
 
     def stop(ev):
@@ -108,8 +108,14 @@ def test_resume_in_process_is_bitwise(tmp_path, trial, step):
     with pytest.raises(_Stop):
         nas.run_signal_nas(_cfg(), _data(), checkpoint=tmp_path, checkpoint_every=5,
                            progress=stop)  # fmt: skip
-    out = nas.run_signal_nas(_cfg(), _data(), checkpoint=tmp_path, checkpoint_every=5,
-                             resume=True)  # fmt: skip
+    with caplog.at_level("INFO", logger="nas"):
+        out = nas.run_signal_nas(_cfg(), _data(), checkpoint=tmp_path, checkpoint_every=5,
+                                 resume=True)  # fmt: skip
+    saved = (step - 1) // 5 * 5  # the last checkpoint before the stop (0: none this trial)
+    said = [r.getMessage() for r in caplog.records if r.name == "nas.search"]
+    where = f", trial {trial} from step {saved}" if saved else ""
+    resumed = [f"resuming {tmp_path}: {trial} finished trial(s){where}"]
+    assert said == (resumed if trial or saved else [])  # nothing saved: a fresh start
     for a, b in zip(ref.all_results, out.all_results, strict=True):
         assert a.final_loss == b.final_loss and np.array_equal(a.alpha, b.alpha)
         assert a.history == b.history

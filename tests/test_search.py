@@ -210,9 +210,12 @@ class _Exploding(WindowedSeries):
         return (x, y * 1e30) if self.trial in self.bad_trials else (x, y)
 
 
-def test_a_diverging_trial_is_recorded_and_the_others_go_on():
-    out = nas.run_signal_nas(_cfg(num_trials=3), _Exploding({1}))
+def test_a_diverging_trial_is_recorded_and_the_others_go_on(caplog):
+    with caplog.at_level("WARNING", logger="nas"):
+        out = nas.run_signal_nas(_cfg(num_trials=3), _Exploding({1}))
     bad = out.all_results[1]
+    warned = [r for r in caplog.records if r.name == "nas.search"]
+    assert [r.getMessage() for r in warned] == [f"trial 1 failed: {bad.reason}"]
     assert bad.failed and "diverged" in bad.reason and "loss" in bad.reason
     assert math.isnan(bad.final_loss) and bad.arch is None
     assert not out.all_results[0].failed and not out.all_results[2].failed

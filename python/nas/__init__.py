@@ -5,6 +5,7 @@ The public API is re-exported here; see README.md for a tour.
 
 from __future__ import annotations
 
+from . import log  # noqa: F401  (the "nas" logger's NullHandler, before anything logs)
 from ._native import build_info, has_native
 from .calibrate import measure_cells, run_calibration
 from .costs import (

@@ -165,6 +165,7 @@ def time_cells(
     seed: int = 0,
     timer: str = "wall",
     clock: Callable[[], float] | None = None,
+    on_round: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Time every cell in interleaved rounds (the protocol of the module docstring).
 
@@ -230,6 +231,8 @@ def time_cells(
         for r in range(rounds):
             for i in rng.permutation(len(cells)).tolist():
                 times[i, r] = run_block(steps[i], numbers[i])
+            if on_round is not None:
+                on_round()
         info = {
             "device": str(dev),
             "device_name": (
@@ -418,6 +421,7 @@ def run_calibration(
     repeat: str = "interleaved",
     seed: int = 0,
     plot: bool = True,
+    progress: Callable[[int, int], None] | None = None,  # (rounds done, total) per round
 ) -> dict[str, Any]:
     """Sample ``n_cells`` cells of ``space``, measure them (cells are spread round-robin
     over ``shapes``), measure them again for repeatability (``repeat``: "interleaved",
@@ -463,6 +467,14 @@ def run_calibration(
     lat = np.empty(len(cells))
     rep = np.full(len(cells), np.nan)
     info: dict[str, Any] = {}
+    total = len(shapes) * rounds * (1 if repeat == "none" else 2)
+    done = [0]
+
+    def on_round() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
     for si, shp in enumerate(shapes):
         idx = [k for k in range(len(cells)) if shape_of[k] == shp]
         kw = dict(
@@ -472,6 +484,7 @@ def run_calibration(
             threads=threads,
             seed=seed + si,
             timer=timer,
+            on_round=on_round,
         )
         sub = [cells[k] for k in idx]
         if repeat == "interleaved":  # even rounds: the measurement, odd: its repeat

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._io import write_json_atomic
+from .log import cli_logging, get_logger
+
+_log = get_logger(__name__)
 
 
 def _print_json(obj: object) -> None:
@@ -97,14 +100,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_enumerate(args: argparse.Namespace) -> int:
     from .costs import FEATURE_NAMES, hw_profile, op_feature_table
-    from .enumerate import (
-        MAX_TOP_K,
-        SearchBudgetExceeded,
-        count_cells,
-        latency_coeffs,
-        search_top_k,
-        top_k_cells,
-    )
+    from .distributed_enumerate import count_cells, top_k_cells
+    from .enumerate import MAX_TOP_K, SearchBudgetExceeded, latency_coeffs, search_top_k
     from .space import SearchSpace, parse_ops
 
     # Sizes first, before anything is built from them.
@@ -120,9 +117,15 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         v = getattr(args, flag)
         if v is not None and not math.isfinite(v):  # JSON output stays strict
             raise ValueError(f"--{flag.replace('_', '-')} must be a finite number, got {v}")
+    if args.plot_sample < 1:
+        raise ValueError(f"--plot-sample must be >= 1, got {args.plot_sample}")
     space = SearchSpace(args.nodes, parse_ops(args.ops))
     if not space.ops:
         raise ValueError("--ops names no ops")
+    if args.plot is not None:  # before the scan, not after it
+        from ._io import check_writable_dir
+
+        check_writable_dir(os.path.dirname(os.path.abspath(args.plot)), "--plot folder")
     table = op_feature_table(space.ops)
     hw = hw_profile(args.hw)
     coeffs, bias = latency_coeffs(hw)
@@ -140,6 +143,18 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
                 f"{flag} needs an exhaustive scan; {space.num_cells():.3e} cells is too many "
                 "(spaces up to 2**40 cells are scanned; larger ones use branch and bound)"
             )
+    if use_search and args.plot:
+        raise ValueError(
+            f"--plot needs the exact Pareto front of an exhaustive scan; {space.num_cells():.3e} "
+            "cells is too many (spaces up to 2**40 cells are scanned)"
+        )
+    rank, world = _init_distributed(args), int(os.environ.get("WORLD_SIZE", "1"))
+    if use_search and rank:  # one tree walk: rank 0 runs it alone (see README)
+        return 0
+    if use_search and world > 1:
+        _log.warning("branch and bound does not shard; rank 0 runs it alone, %d rank(s) idle",
+                     world - 1)  # fmt: skip
+    show = not (args.json or args.quiet) and rank == 0  # progress bars on rank 0 only
     # Connected cells only unless --allow-disconnected: a cell whose output does not
     # depend on its input is no model (with --prune-dead it would cost nothing).
     filters = dict(connected_only=not args.allow_disconnected, distinct=args.distinct)
@@ -162,13 +177,20 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
     else:
         res = top_k_cells(
             space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias,
-            prune_dead=args.prune_dead, progress=not args.json, **filters,
+            prune_dead=args.prune_dead, progress=show, **filters,
         )  # fmt: skip
-        method = "exhaustive scan"
+        method = "exhaustive scan" + (f" over {world} ranks" if world > 1 else "")
     counted = None
     if args.count and not use_search:
         counted = count_cells(space, table, cons, prune_dead=args.prune_dead,
-                              progress=not args.json, **filters)  # fmt: skip
+                              progress=show, **filters)  # fmt: skip
+    plotted = (
+        _enumerate_plot(args, space, table, coeffs, bias, cons, show, rank, filters)
+        if args.plot
+        else None
+    )
+    if rank:  # rank 0 prints and writes
+        return 0
     indices = [
         int(i) for i in (res.indices.tolist() if hasattr(res.indices, "tolist") else res.indices)
     ]
@@ -199,6 +221,8 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
     if counted is not None:
         doc["qualifying_cells"] = counted.count
         doc["distinct_pruned_cells"] = counted.distinct
+    if plotted is not None:
+        doc.update(plotted)
     if args.json:
         _print_json(doc)
         return 0
@@ -228,7 +252,66 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
     elif args.prune_dead and not args.distinct:
         print("(cells shown pruned; different indices can prune to the same cell: "
               "--distinct lists each once, --count reports how many qualify)")  # fmt: skip
+    if plotted is not None:
+        print(f"Pareto front (latency vs params): {len(plotted['pareto_front'])} points; "
+              f"plot of {plotted['plot_sample']:,} sampled cells: {args.plot}")  # fmt: skip
     return 0
+
+
+def _bounds_text(cons: dict[int, tuple[float | None, float | None]]) -> str:
+    """The constraints for a title: "params <= 50000, flops in [1e+06, 2e+08]"."""
+    from .costs import FEATURE_NAMES
+
+    parts = []
+    for c, (lo, hi) in sorted(cons.items()):
+        name = FEATURE_NAMES[c]
+        if lo is None or hi is None:
+            parts.append(f"{name} <= {hi:g}" if lo is None else f"{name} >= {lo:g}")
+        else:
+            parts.append(f"{name} in [{lo:g}, {hi:g}]")
+    return ", ".join(parts)
+
+
+def _enumerate_plot(
+    args: argparse.Namespace, space: Any, table: Any, coeffs: Any, bias: float,
+    cons: dict[int, tuple[float | None, float | None]], show: bool, rank: int,
+    filters: dict[str, bool],
+) -> dict[str, Any]:  # fmt: skip
+    """--plot: the exact Pareto front of the whole filtered space over the ranks (least
+    latency, most parameters: the fastest cell of each size; with both minimised the
+    empty cell alone would be the front), and on rank 0 a sample of the space drawn with
+    the front into args.plot. Returns the JSON keys: the front (one row per
+    non-dominated pair, its lowest index, how many cells reach it), the picture's path
+    and sample size."""
+    import numpy as np
+
+    from .costs import FEATURE_NAMES
+    from .distributed_enumerate import pareto_front
+    from .enumerate_plot import plot_latency_params, sample_space, score_indices
+
+    more_params = -np.eye(len(FEATURE_NAMES))[FEATURE_NAMES.index("params")]
+    front = pareto_front(space, table, [coeffs, more_params], cons, prune_dead=args.prune_dead,
+                         progress=show, **filters)  # fmt: skip
+    if rank:
+        return {}
+    idx = front.indices.cpu().numpy()
+    _, lat = score_indices(space, table, coeffs, bias, args.prune_dead, idx)
+    rows = []
+    params = 0.0 - front.values[:, 1].cpu().numpy()  # 0.0 - x: no -0.0 in the JSON
+    for i, la, p, n in zip(idx.tolist(), lat.tolist(), params.tolist(), front.counts.tolist(),
+                           strict=True):  # fmt: skip
+        cell = space.cell(i)
+        rows.append({"index": i, "latency_s": la, "params": p, "cells": n,
+                     "cell": str(cell.pruned() if args.prune_dead else cell)})  # fmt: skip
+    sample = sample_space(space, table, coeffs, bias, cons, args.prune_dead, args.plot_sample,
+                          seed=args.plot_seed, **filters)  # fmt: skip
+    title = (f"{space.num_nodes} nodes, {space.num_ops} ops ({space.num_cells():,} cells), "
+             f"hw {args.hw}{', prune dead' if args.prune_dead else ''}"
+             + (f", {_bounds_text(cons)}" if cons else "") + "\n"
+             f"random sample of {sample.indices.shape[0]:,} qualifying cells; "
+             "exact Pareto front of all of them")  # fmt: skip
+    plot_latency_params(args.plot, sample, lat, params, title)
+    return {"pareto_front": rows, "plot": args.plot, "plot_sample": int(sample.indices.shape[0])}
 
 
 def _parse_shape(text: str) -> tuple[int, int, int]:
@@ -253,7 +336,45 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         if args.features == "auto"
         else [f.strip() for f in args.features.split(",") if f.strip()]
     )
-    doc = run_calibration(
+    progress, close = _calibrate_progress(args)
+    try:
+        doc = _run_calibration(run_calibration, space, shapes, features, args, progress)
+    finally:
+        close()
+    if args.json:
+        _print_json(doc)
+        return 0
+    _print_calibration(args, doc)
+    return 0
+
+
+def _calibrate_progress(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(progress(done, total), close) for nas calibrate: a tqdm bar of the rounds
+    measured, with ETA, on stderr; no bar under --quiet or --json."""
+    if args.quiet or args.json:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    box: dict[str, Any] = {}
+
+    def progress(done: int, total: int) -> None:
+        if "bar" not in box:
+            box["bar"] = tqdm(total=total, desc="calibrate", unit="round", file=sys.stderr,
+                              dynamic_ncols=True)  # fmt: skip
+        box["bar"].update(done - box["bar"].n)
+
+    def close() -> None:
+        if "bar" in box:
+            box["bar"].close()
+
+    return progress, close
+
+
+def _run_calibration(
+    run_calibration: Any, space: Any, shapes: Any, features: Any, args: argparse.Namespace,
+    progress: Any,
+) -> dict[str, Any]:  # fmt: skip
+    return run_calibration(
         space,
         n_cells=args.cells,
         holdout=args.holdout,
@@ -272,10 +393,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         weighting=args.fit,
         repeat=args.repeat,
         seed=args.seed,
+        progress=progress,
     )
-    if args.json:
-        _print_json(doc)
-        return 0
+
+
+def _print_calibration(args: argparse.Namespace, doc: dict[str, Any]) -> None:
     print(
         f"calibrated on {doc['device_name']} ({doc['device']}, {doc['threads']} thread(s)), "
         f"{doc['mode']}, shapes {doc['shapes']}: {doc['n_train']} train / "
@@ -304,7 +426,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         )
         if "plot_error" in doc["files"]:
             print("  " + doc["files"]["plot_error"])
-    return 0
 
 
 def _search_progress(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
@@ -689,6 +810,11 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="seconds branch and bound (6+ nodes) may take (default 60)")  # fmt: skip
     p.add_argument("--max-search-nodes", type=int, default=10**8,
                    help="search nodes branch and bound may expand (default 1e8)")  # fmt: skip
+    p.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="draw latency vs params, a sample and the exact Pareto front")  # fmt: skip
+    p.add_argument("--plot-sample", type=int, default=3000,
+                   help="cells sampled for --plot (default 3000)")  # fmt: skip
+    p.add_argument("--plot-seed", type=int, default=0, help="seed of the --plot sample")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_enumerate)
 
@@ -793,6 +919,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(p, search=False)
     p.set_defaults(func=_cmd_train)
+    for p in sub.choices.values():  # every subcommand: --quiet and --verbose
+        if "--quiet" not in p._option_string_actions:
+            p.add_argument("--quiet", action="store_true",
+                           help="warnings and errors only: no progress or messages")  # fmt: skip
+        p.add_argument("--verbose", action="store_true", help="debug messages on stderr")
     return parser
 
 
@@ -800,7 +931,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with cli_logging(quiet=args.quiet, verbose=args.verbose):
+            return int(args.func(args) or 0)
     except ValueError as exc:  # bad input: one clear line, no traceback
         print(f"nas {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from .costs import HWProfile
+from .log import get_logger
 from .ops import _reference
 from .ops.enumerate_cells import (
     CellScan,
@@ -54,6 +55,8 @@ from .space import OpType, SearchSpace
 
 if TYPE_CHECKING:
     from .latency import LatencyEstimator
+
+_log = get_logger(__name__)
 
 Constraints = Mapping[int, tuple[float | None, float | None]]
 CoeffsLike = Sequence[float] | np.ndarray | Tensor | int
@@ -624,11 +627,13 @@ def search_top_k(
         and time_limit > 0
     ):
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
-    (codes, scores, feats), _ = _run_search(
+    (codes, scores, feats), seconds = _run_search(
         lambda: enumerate_search_top_k(scan, k, largest, int(max_nodes)),
         None if time_limit is None else float(time_limit),
         int(max_nodes),
     )
+    _log.debug("branch and bound: exact top-%d of %.3e cells in %.2f s", k, space.num_cells(),
+               seconds)  # fmt: skip
     kk = space.num_ops
     indices: list[int] = []
     for row in codes.tolist():

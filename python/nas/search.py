@@ -39,6 +39,7 @@ from .data import SignalDataProvider
 from .discretize import RULES, discretize
 from .gguf_io import ExportConfig, export_gguf, load_nas_arch_from_gguf, load_tensors
 from .latency import LatencyEstimator, expected_latency, load_estimator
+from .log import get_logger
 from .signal import (
     SignalModel,
     build_discrete_model,
@@ -55,6 +56,8 @@ from .space import (
     default_signal_search_space,
     format_cell,
 )
+
+_log = get_logger(__name__)
 
 METRICS: tuple[str, ...] = ("inverse_loss", "sharpe")
 PARALLEL: tuple[str, ...] = ("data", "trials")
@@ -652,6 +655,7 @@ def _run_trial(
         result.failed = True
         result.reason = f"diverged: {exc}"
         result.final_loss = float("nan")
+        _log.warning("trial %d failed: %s", trial, result.reason)
     result.steps = step
     result.history = history
     result.seconds = time.perf_counter() - t0
@@ -1024,6 +1028,10 @@ def run_signal_nas(
             done = {r.trial: r for r in map(_result_from_state, state["results"])}
             start = state["current"]
             t0 -= float(state["search_seconds"])
+            _log.info(
+                "resuming %s: %d finished trial(s)%s", checkpoint, len(done),
+                f", trial {start['trial']} from step {start['step']}" if start else "",
+            )  # fmt: skip
             for r in done.values():  # let a progress display catch up
                 if progress is not None:
                     progress({"event": "trial", "trial": r.trial, "result": r})
@@ -1049,6 +1057,8 @@ def run_signal_nas(
         raise RuntimeError(f"all {len(results)} trials failed: {reasons}")
     best = min(ok, key=lambda r: (r.final_loss, r.trial))
     assert best.arch is not None
+    _log.debug("search done in %.1f s; best trial %d (val %.6g): %s", timings["search_s"],
+               best.trial, best.final_loss, best.arch.cell)  # fmt: skip
     trained = _train_cell(cfg, data, best.arch.cell, features, _trial_seed(cfg.seed, 10_000),
                           progress)  # fmt: skip
     timings.update(trained.timings)
