@@ -92,7 +92,7 @@ OP_OUTPUT_T: dict[OpType, tuple[bool, bool]] = {  # (output is T for input C, fo
     OpType.CONV_5X5: (True, True),
     OpType.SEP_CONV_3X3: (True, True),
     OpType.SEP_CONV_5X5: (True, True),
-    OpType.AVG_POOL_3X3: (False, True),
+    OpType.AVG_POOL_3X3: (False, False),  # copies a T input to C first (signal_ops)
     OpType.MAX_POOL_3X3: (True, True),
     OpType.SKIP_CONNECT: (False, True),
     OpType.ZERO: (False, True),  # never run; placeholder
