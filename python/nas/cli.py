@@ -281,10 +281,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         if "error" in m:
             print(f"  {name:5s} not fitted: {m['error']}")
             continue
-        mark = "  <- best" if name == doc["best"] else ""
+        mark = "  <- best (cross-validated)" if name == doc["best"] else ""
         print(
             f"  {name:5s} held-out R^2 {m['heldout_r2']:.4f}, {100 * m['within_10pct']:.1f}% "
-            f"within +-10%, MAPE {100 * m['mape']:.1f}%{mark}"
+            f"within +-10%, MAPE {100 * m['mape']:.1f}%, Kendall tau {m['kendall_tau']:.3f}, "
+            f"fastest 10% {100 * m['fastest10']:.0f}% found; CV on train "
+            f"{100 * m['cv_within_10pct']:.1f}%{mark}"
         )
     if args.out:
         print(
@@ -701,8 +703,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--features",
         default="auto",
-        help='comma list of seed,lut,layout,layout_bw,rich; "auto": seed,lut,layout, '
-        "+layout_bw in train mode, +rich over several shapes",
+        help="comma list of seed,lut,layout,layout_bw,layout_grad,layout_scaled,rich; "
+        '"auto": seed,lut,layout, +layout_bw,layout_grad in train mode, +layout_scaled,rich '
+        "over several shapes; the best is chosen by 5-fold cross-validation on the "
+        "training cells",
     )
     p.add_argument("--hw", default=None, help="profile for the seed units: cpu, dgx_spark, h200")
     p.add_argument("--rounds", type=int, default=60, help="interleaved timing rounds (60)")
