@@ -1,6 +1,12 @@
 """Print bench/RESULTS.md table rows for ``nas calibrate`` output folders.
 
 .venv/bin/python bench/latency_table.py calib calib/seed1 ...
+
+Per model: held-out R^2, within +-10%, MAPE, Kendall tau and the share of the measured
+fastest 10% that the model also ranks fastest, and the 5-fold cross-validated within
++-10% on the training cells that chose the best model. Per run: the repeatability (the
+same cells measured twice: the floor no model can beat), the split, the measuring time
+and the 1-minute load average before -> after.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ from pathlib import Path
 
 HEADER = (
     "| run | mode, shape(s) | model | held-out R^2 | held-out within +-10% | MAPE "
+    "| Kendall tau | fastest 10% found | CV within +-10% (train) "
     "| repeatability: within +-10% (R^2) | train/held-out, time, load avg |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -32,12 +39,15 @@ def rows(folder: str) -> list[str]:
         lead = f"| `{folder}` | {doc['mode']}, {shapes} " if k == 0 else "| | "
         tail = f"| {rep_s} | {info} |" if k == 0 else "| | |"
         if "error" in m:
-            out.append(f"{lead}| `{name}` | not fitted (rank-deficient) | - | - {tail}")
+            out.append(f"{lead}| `{name}` | not fitted | - | - | - | - | - {tail}")
             continue
-        best = " (best)" if name == doc["best"] else ""
+        best = " (chosen)" if name == doc["best"] else ""
+        cv = _pct(m["cv_within_10pct"]) if "cv_within_10pct" in m else "-"
+        tau = f"{m['kendall_tau']:.3f}" if "kendall_tau" in m else "-"
+        fast = _pct(m["fastest10"]) if "fastest10" in m else "-"
         out.append(
             f"{lead}| `{name}`{best} | {m['heldout_r2']:.4f} | {_pct(m['within_10pct'])} "
-            f"| {_pct(m['mape'])} {tail}"
+            f"| {_pct(m['mape'])} | {tau} | {fast} | {cv} {tail}"
         )
     return out
 
