@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_path, check_writable_dir
-from .costs import HWProfile, h200, hw_profile
+from .costs import HWProfile, cpu_profile, h200, hw_profile
 from .latency import (
     FEATURE_SETS,
     WEIGHTINGS,
@@ -59,12 +59,6 @@ from .space import Cell, SearchSpace, _check_int
 DEFAULT_SHAPE: tuple[int, int, int] = (16, 64, 128)
 MODES = ("forward", "train")
 _MAX_NUMBER = 100_000
-
-
-def cpu_profile() -> HWProfile:
-    """A nominal host-CPU profile (100 GFLOP/s, 20 GB/s). It only sets the units of the
-    seed model's compute/memory time; calibration fits alpha and beta to the truth."""
-    return HWProfile("host cpu (nominal)", 100.0, 20.0)
 
 
 def _statistic(times: np.ndarray, statistic: str) -> np.ndarray:

@@ -101,10 +101,10 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         MAX_TOP_K,
         SearchBudgetExceeded,
         count_cells,
-        latency_coeffs,
         search_top_k,
         top_k_cells,
     )
+    from .latency import latency_coeffs
     from .space import SearchSpace, parse_ops
 
     # Sizes first, before anything is built from them.

@@ -80,7 +80,7 @@ import numpy as np
 import torch
 
 from ._io import write_json_atomic
-from .costs import HWProfile, OpCost, default_op_costs, op_costs_1d
+from .costs import FEATURE_NAMES, HWProfile, OpCost, default_op_costs, op_costs_1d
 from .space import Cell, OpType, SearchSpace, _check_int, _is_int, all_ops, as_op
 
 FEATURE_SETS: tuple[str, ...] = (
@@ -897,6 +897,30 @@ def _edges(num_nodes: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]
 
 
+def latency_coeffs(
+    hw: HWProfile, estimator: LatencyEstimator | None = None
+) -> tuple[np.ndarray, float]:
+    """(coeffs [3], bias) over ``op_feature_table``'s columns (flops, mem_bytes, params)
+    that give an additive latency model's estimate in seconds: by default the seed's
+    uncalibrated model on ``hw``, flops / (GFLOP/s * 1e9) + bytes / (GB/s * 1e9).
+
+    ``estimator``: a calibrated ``LatencyEstimator`` with the additive ``"seed"`` feature
+    set (its coefficients are used; the cost table passed to the kernels must then be
+    the one it was calibrated with).
+    """
+    est = estimator if estimator is not None else LatencyEstimator(hw)
+    if not est.additive:
+        raise ValueError(
+            f"estimator with feature set {est.features!r} is not additive over edges; "
+            "only 'seed' estimators can drive the scoring kernels"
+        )
+    weights, bias = est.coeffs()
+    coeffs = np.zeros(len(FEATURE_NAMES))
+    for col, w in zip(est.columns, weights.tolist(), strict=True):
+        coeffs[FEATURE_NAMES.index(col)] = w
+    return coeffs, bias
+
+
 def load_estimator(path: str | os.PathLike[str]) -> LatencyEstimator:
     """:meth:`LatencyEstimator.load`."""
     return LatencyEstimator.load(path)
@@ -950,6 +974,7 @@ __all__ = [
     "expected_latency",
     "fastest_overlap",
     "kendall_tau",
+    "latency_coeffs",
     "load_estimator",
     "r_squared",
     "write_json_atomic",
