@@ -891,3 +891,82 @@ def test_additive_table_sums_match_estimate_batch_to_the_readme_bounds():
         ulp = np.spacing(np.abs(want))
         assert (np.abs(feats @ w + bias - want) <= bound * ulp).all()
         assert (np.abs(est.estimate_range(space) - want) <= 2 * ulp).all()
+
+
+# -- exact re-ranking ----------------------------------------------------------------
+def _random_model(features, rng, space):
+    est = LatencyEstimator(nas.cpu_profile(), features=features, ops=space.ops, shape=(4, 16, 8))
+    # signed weights of a realistic size per column: bounds must hold for negative ones too
+    scale = np.abs(est.weights) + 1e-4
+    est._weights = scale * rng.uniform(-0.5, 1.5, len(scale))
+    est.bias = 1e-4
+    return est
+
+
+@pytest.mark.parametrize("features", ["seed", "lut", "layout", "layout_grad", "layout_scaled"])
+def test_top_k_exact_equals_sorting_every_cell_by_the_full_model(features):
+    space = nas.SearchSpace(4, ["conv_3x3", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "zero"])
+    table = nas.op_feature_table(space.ops)
+    idx = torch.arange(space.num_cells())
+    codes = space.decode(idx).numpy()
+    rng = np.random.default_rng(21)
+    for _ in range(2):
+        est = _random_model(features, rng, space)
+        full = est.estimate_batch(idx, space)
+        bounds, const = est.edge_bounds(space.ops)
+        assert np.all(bounds[codes].sum(axis=1) + const <= full + 1e-12)  # a lower bound
+        for k, cons in [(10, None), (300, {2: (None, 2 * 64 * 64 * 3)})]:
+            res = nas.top_k_exact(space, est, k, table, cons)
+            ok = np.ones(len(full), dtype=bool)
+            if cons:
+                ok = table[codes][:, :, 2].sum(axis=1) <= cons[2][1]
+            brute = np.lexsort((idx.numpy(), full))
+            brute = brute[ok[brute]][:k]
+            # the same k best scores in order (cells tied up to rounding may swap places)
+            np.testing.assert_allclose(full[res.indices.numpy()], full[brute], rtol=1e-12)
+            np.testing.assert_allclose(res.scores.numpy(), full[brute], rtol=1e-12)
+            assert np.all(ok[res.indices.numpy()])
+            assert (res.reranked == 0) == (features == "seed") and res.reranked >= k * (
+                features != "seed"
+            )
+
+
+def test_top_k_exact_grows_its_candidates_until_proven():
+    space = nas.SearchSpace(4, ["conv_3x3", "max_pool_3x3", "skip_connect", "zero"])
+    est = _random_model("layout", np.random.default_rng(3), space)
+    # a bound that is loose for many cells needs more than the first 256 candidates
+    est._weights[est.columns.index("adds_mixed")] = -5e-3
+    res = nas.top_k_exact(space, est, 200, nas.op_feature_table(space.ops))
+    full = est.estimate_batch(torch.arange(space.num_cells()), space)
+    brute = np.lexsort((np.arange(len(full)), full))[:200]
+    np.testing.assert_allclose(full[res.indices.numpy()], full[brute], rtol=1e-12)
+    assert res.rounds > 1 and res.reranked > 256
+    with pytest.raises(ValueError, match="k must be"):
+        nas.top_k_exact(space, est, 0, nas.op_feature_table(space.ops))
+
+
+def test_cli_enumerate_calibration_reranks_exactly(tmp_path, capsys):
+    ops = ["conv_3x3", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "zero"]
+    space = nas.SearchSpace(4, ops)
+    est = _random_model("layout", np.random.default_rng(8), space)
+    path = tmp_path / "est.json"
+    est.save(path)
+    argv = ["enumerate", "--nodes", "4", "--ops", ",".join(ops), "--top-k", "7"]
+    assert main([*argv, "--calibration", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    full = est.estimate_batch(torch.arange(space.num_cells()), space)
+    got = [r["index"] for r in doc["cells"]]
+    np.testing.assert_allclose(full[got], np.sort(full)[:7], rtol=1e-12)
+    assert [r["latency_s"] for r in doc["cells"]] == pytest.approx(np.sort(full)[:7].tolist())
+    assert doc["reranked"] >= 7 and "re-ranked" in doc["method"]
+    assert main([*argv, "--calibration", str(path)]) == 0
+    assert "re-ranked" in capsys.readouterr().out
+    for bad, msg in (("--largest", "drop --largest"), ("--prune-dead", "drop --prune-dead")):
+        assert main([*argv, "--calibration", str(path), bad]) != 0
+        assert msg in capsys.readouterr().err
+    # an additive (seed) model is scanned with its own costs: nothing to re-rank
+    seed = LatencyEstimator(nas.cpu_profile(), ops=space.ops, shape=(4, 16, 8))
+    seed.save(path)
+    assert main([*argv, "--calibration", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["reranked"] == 0 and doc["method"] == "exhaustive scan"

@@ -58,6 +58,7 @@ from .latency import (
     latency_coeffs,
     load_estimator,
     r_squared,
+    top_k_exact,
 )
 from .ops import native_op_names
 from .search import (
@@ -144,6 +145,7 @@ __all__ = [
     "export_signal_model",
     "format_cell",
     "cpu_profile",
+    "top_k_exact",
     "h200",
     "has_native",
     "hw_profile",

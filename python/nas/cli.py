@@ -104,7 +104,7 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         search_top_k,
         top_k_cells,
     )
-    from .latency import latency_coeffs
+    from .latency import latency_coeffs, top_k_exact
     from .space import SearchSpace, parse_ops
 
     # Sizes first, before anything is built from them.
@@ -134,13 +134,19 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         cons[2] = (args.min_params, cons.get(2, (None, None))[1])
     # Spaces past 2**40 cells (6+ nodes) use the exact branch-and-bound search.
     use_search = space.num_cells() > 2**40
+    est = _calibrated_estimator(args, space, use_search) if args.calibration else None
     for flag, on in (("--prune-dead", args.prune_dead), ("--count", args.count)):
         if use_search and on:
             raise ValueError(
                 f"{flag} needs an exhaustive scan; {space.num_cells():.3e} cells is too many "
                 "(spaces up to 2**40 cells are scanned; larger ones use branch and bound)"
             )
-    if use_search:
+    if est is not None:
+        res = top_k_exact(space, est, args.top_k, table, cons, progress=not args.json)
+        method = "exhaustive scan" + (
+            "" if est.additive else f", re-ranked by the full {est.features!r} model"
+        )
+    elif use_search:
         try:
             res = search_top_k(
                 space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias,
@@ -183,14 +189,18 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         "num_nodes": space.num_nodes,
         "ops": [op.value for op in space.ops],
         "num_cells": space.num_cells(),
-        "hw": args.hw,
-        "score": "latency_s = flops / (GFLOP/s * 1e9) + mem_bytes / (GB/s * 1e9)",
+        "hw": args.hw if est is None else est.hw.name,
+        "score": "latency_s = flops / (GFLOP/s * 1e9) + mem_bytes / (GB/s * 1e9)"
+        if est is None
+        else f"latency_s = the {est.features!r} model of {args.calibration}",
         "constraints": {FEATURE_NAMES[c]: list(v) for c, v in cons.items()},
         "prune_dead": args.prune_dead,
         "largest": args.largest,
         "method": method,
         "cells": rows,
     }
+    if est is not None:  # how many candidates the full model scored (0: additive, exact)
+        doc["reranked"] = res.reranked
     if counted is not None:
         doc["qualifying_cells"] = counted.count
         doc["distinct_pruned_cells"] = counted.distinct
@@ -204,6 +214,11 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
             "constraints: "
             + ", ".join(f"{FEATURE_NAMES[c]} in [{lo}, {hi}]" for c, (lo, hi) in cons.items())
         )
+    if est is not None:
+        print(f"latency: the {est.features!r} model of {args.calibration}; " + (
+            "additive over edges: scanned with its own per-op costs" if est.additive else
+            f"re-ranked {res.reranked:,} candidates with the full model (kept by its additive "
+            f"lower bound, {res.rounds} scan(s)): the top {args.top_k} is exact"))  # fmt: skip
     if counted is not None:
         print(f"qualifying cells: {counted.count:,} ({counted.distinct:,} distinct after pruning)")
     head = f"{'rank':>4} {'index':>14} {'latency (us)':>13} {'MFLOPs':>10} {'MB':>8}"
@@ -296,6 +311,30 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         if "plot_error" in doc["files"]:
             print("  " + doc["files"]["plot_error"])
     return 0
+
+
+def _calibrated_estimator(args: argparse.Namespace, space: Any, use_search: bool) -> Any:
+    """The estimator of ``--calibration FILE`` for ``nas enumerate``, or ValueError for
+    the flags it cannot serve."""
+    from .latency import load_estimator
+    from .space import OpType
+
+    est = load_estimator(args.calibration)
+    missing = [op.value for op in space.ops if op not in est.ops and op != OpType.ZERO]
+    if missing:
+        raise ValueError(
+            f"--calibration {args.calibration}: the model has no cost for ops {missing} "
+            f"(calibrated on {[op.value for op in est.ops]}); pass --ops within those"
+        )
+    for flag, on in (("--largest", args.largest), ("--prune-dead", args.prune_dead)):
+        if on:  # the scan's bound is a lower bound over all edges
+            raise ValueError(f"--calibration ranks the fastest cells by the model; drop {flag}")
+    if use_search:
+        raise ValueError(
+            f"--calibration scans every cell; {space.num_cells():.3e} is too many "
+            "(use at most 5 nodes with all 8 ops)"
+        )
+    return est
 
 
 def _search_progress(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
@@ -670,6 +709,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-flops", type=float, default=None, help="keep cells with <= FLOPs")
     p.add_argument("--max-bytes", type=float, default=None, help="keep cells with <= bytes")
     p.add_argument("--largest", action="store_true", help="slowest cells instead of fastest")
+    p.add_argument(
+        "--calibration",
+        default=None,
+        metavar="FILE",
+        help="rank by the latency model of a `nas calibrate` calibration.json (or an "
+        "estimator JSON); models not additive over edges are re-ranked exactly",
+    )
     p.add_argument("--prune-dead", action="store_true", help="dead nodes' edges cost nothing")
     p.add_argument("--count", action="store_true", help="also count the qualifying cells")
     p.add_argument("--time-limit", type=float, default=60.0,

@@ -433,6 +433,55 @@ class LatencyEstimator:
         safe = np.where(self._div > 0, self._div, 1.0)
         return np.where(self._div > 0, self._weights / safe, 0.0), float(self.bias)
 
+    def edge_bounds(self, ops: Sequence[OpType | str] | None = None) -> tuple[np.ndarray, float]:
+        """(per-op bounds [K] over ``ops`` (default the estimator's), constant) such that
+        for EVERY cell of those ops ``estimate(cell) >= constant + sum over its edges of
+        bounds[op]``, with equality for an additive (``"seed"``) model.
+
+        For the other sets an edge's contribution depends on the cell around it (live or
+        not, its input's layout, whether it is the first input of its node, whether a
+        gradient reaches it); each bound is the least that contribution can be: 0 (a
+        dead edge) or the sum, over those independent choices, of the smallest option.
+        This is what lets an additive scan (``top_k_exact``) keep every cell that can
+        still be among the best under the full model."""
+        ops = [as_op(op) for op in (ops if ops is not None else self.ops)]
+        w, bias = self.coeffs()
+        if self.additive:
+            return self.feature_table(ops) @ w, bias
+        col = {c: k for k, c in enumerate(self.columns)}
+
+        def wt(name: str, raw: float = 1.0) -> float:
+            return float(w[col[name]]) * raw if name in col else 0.0
+
+        scaled = self.features == "layout_scaled"
+        add_unit = self._add_scale(self.op_costs) if scaled else 1.0
+        bounds = np.zeros(len(ops))
+        for k, op in enumerate(ops):
+            if op == OpType.ZERO:
+                continue
+            v = op.value
+            base = wt("launches", OP_LAUNCHES[op])  # its own kernels
+            if self.features in _LAYOUT_SETS:
+                unit = self._seed_time(op) if scaled else 1.0
+                # forward on either layout, with (or without) its input gradient on it
+                base += min(
+                    wt(f"n_{v}@{lay}", unit) + min(0.0, wt(f"gx_{v}@{lay}")) for lay in LAYOUTS
+                )
+                adds = [wt("adds_same", add_unit), wt("adds_mixed", add_unit)]
+                choices = [
+                    [0.0] + [a + wt("launches") for a in adds],  # first input: no add
+                    [0.0, wt(f"bw_{v}")],
+                    [0.0, wt(f"gw_{v}")],
+                    [0.0, wt("g_accum")],
+                ]
+            else:  # lut, rich: a per-op cost, plus one add unless it is a node's first input
+                c = self.op_costs[op]
+                base += wt(f"n_{v}") + wt("flops", c.flops) + wt("mem_bytes", c.mem_bytes)
+                choices = [[0.0, wt("launches")]]
+            bounds[k] = min(0.0, base + sum(min(opts) for opts in choices))
+        # a cell whose output receives nothing runs one zeros_like (a launch)
+        return bounds, bias + min(0.0, wt("launches"))
+
     # -- features ---------------------------------------------------------------
     def _costs_for(self, shape: Shape | None) -> Mapping[OpType, OpCost]:
         if shape is None or shape == self.shape:
@@ -921,6 +970,81 @@ def latency_coeffs(
     return coeffs, bias
 
 
+@dataclass(frozen=True)
+class ExactTopK:
+    """The k fastest cells under an estimator's full model, fastest first (ties to the
+    lower index). indices Tensor[n] int64; scores Tensor[n] float64 (the estimate,
+    seconds); features Tensor[n, F] (the constraint table's columns); ``reranked``:
+    how many candidates the full model scored (0 for an additive model, whose scan
+    score is exact); ``rounds``: additive scans run (each keeps more candidates)."""
+
+    indices: torch.Tensor
+    scores: torch.Tensor
+    features: torch.Tensor
+    reranked: int
+    rounds: int
+
+
+def top_k_exact(
+    space: SearchSpace,
+    estimator: LatencyEstimator,
+    k: int,
+    op_features: np.ndarray,
+    constraints: Mapping[int, tuple[float | None, float | None]] | None = None,
+    *,
+    progress: bool = False,
+) -> ExactTopK:
+    """The k cells of ``space`` with the lowest ``estimator`` estimate among those that
+    satisfy ``constraints`` (on ``op_features`` [K, F] columns, as ``top_k_cells``),
+    exactly, by an exhaustive native scan.
+
+    An additive model is scanned with its own per-op costs. Any other is scanned with
+    :meth:`LatencyEstimator.edge_bounds`, an additive LOWER bound of the full estimate
+    of every cell: the scan keeps the k' cells with the lowest bound, the full model
+    re-ranks them, and the answer is proven once the k'-th bound exceeds the k-th full
+    estimate (no cell left out can then beat it); otherwise k' grows 4x and the scan
+    runs again, up to ``nas.enumerate.MAX_TOP_K`` candidates."""
+    from .enumerate import MAX_TOP_K, top_k_cells
+
+    k = _check_int("k", k, 1)
+    table = np.asarray(op_features, dtype=np.float64)
+    if table.ndim != 2 or table.shape[0] != space.num_ops:
+        raise ValueError(f"op_features must be [num_ops={space.num_ops}, F], got {table.shape}")
+    bounds, const = estimator.edge_bounds(space.ops)
+    scan_table = np.concatenate([table, bounds[:, None]], axis=1)  # last column: the score
+    coeffs = np.zeros(scan_table.shape[1])
+    coeffs[-1] = 1.0
+    keep = k if estimator.additive else min(MAX_TOP_K, max(4 * k, 256))
+    rounds = 0
+    while True:
+        rounds += 1
+        res = top_k_cells(
+            space, scan_table, coeffs, max(k, keep), constraints, bias=const, progress=progress
+        )
+        idx = torch.as_tensor(res.indices, dtype=torch.int64)
+        feats = torch.as_tensor(res.features)[:, :-1]
+        if estimator.additive:
+            return ExactTopK(idx, torch.as_tensor(res.scores), feats, 0, rounds)
+        full = estimator.estimate_batch(idx, space) if len(idx) else np.zeros(0)
+        order = np.lexsort((idx.numpy(), full))
+        bound = res.scores.numpy()
+        if len(idx) < keep:
+            break  # every qualifying cell was a candidate
+        kth = full[order[k - 1]]
+        # rounding: the bound sums its terms in another order than the estimate
+        if bound[-1] > kth + 1e-6 * max(abs(kth), abs(bound[-1])):
+            break
+        if keep >= MAX_TOP_K:
+            raise ValueError(
+                f"could not prove the top {k} of the {estimator.features!r} model with "
+                f"{keep:,} candidates (the additive bound is too loose for this model); "
+                "lower k or tighten the constraints"
+            )
+        keep = min(MAX_TOP_K, 4 * keep)
+    top = torch.from_numpy(order[:k])
+    return ExactTopK(idx[top], torch.from_numpy(full[order[:k]]), feats[top], len(idx), rounds)
+
+
 def load_estimator(path: str | os.PathLike[str]) -> LatencyEstimator:
     """:meth:`LatencyEstimator.load`."""
     return LatencyEstimator.load(path)
@@ -971,11 +1095,13 @@ __all__ = [
     "CalibrationPoint",
     "LatencyEstimator",
     "accuracy_metrics",
+    "ExactTopK",
     "expected_latency",
     "fastest_overlap",
     "kendall_tau",
     "latency_coeffs",
     "load_estimator",
     "r_squared",
+    "top_k_exact",
     "write_json_atomic",
 ]
