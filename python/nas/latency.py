@@ -251,6 +251,60 @@ def _divide(raw: np.ndarray, div: np.ndarray) -> np.ndarray:
     return np.where(div > 0, raw / safe, 0.0)
 
 
+_OUT_T = torch.tensor([OP_OUTPUT_T[op] for op in _CANON], dtype=torch.bool)  # [8, 2]
+_HAS_WEIGHTS = torch.tensor([op in _KERNEL_OPS for op in _CANON], dtype=torch.bool)  # [8]
+
+
+@dataclass(frozen=True)
+class CellWalk:
+    """What :class:`nas.signal_ops.CellModule` runs for a batch of n cells, from ONE walk
+    over the edges in its order (into node j, by increasing source): ``edge_live`` [n, E]
+    (row-major edge order, ``k_of[(i, j)]``), ``in_t`` [n, E] (the edge's input has the
+    transposed layout "T"), per node ``node_live`` / ``node_t`` / ``node_g`` (whether its
+    value needs a gradient: the input does not; a node does when an edge into it has
+    weights or reads a node that needs one), and the node-sum adds ``same`` / ``mixed``
+    [n] (the added tensor has / has not the node's layout: ``a + b`` keeps ``a``'s)."""
+
+    k_of: dict[tuple[int, int], int]
+    edge_live: torch.Tensor
+    in_t: torch.Tensor
+    node_live: list[torch.Tensor]
+    node_t: list[torch.Tensor]
+    node_g: list[torch.Tensor]
+    same: torch.Tensor
+    mixed: torch.Tensor
+
+
+def cell_walk(num_nodes: int, codes: torch.Tensor) -> CellWalk:
+    """The :class:`CellWalk` of canonical op codes [n, E] on the full edge list of
+    ``num_nodes`` (absent edges are ``zero``); vectorised over the n cells."""
+    n = codes.shape[0]
+    k_of = {e: k for k, e in enumerate(_edges(num_nodes))}
+    edge_live = torch.zeros(codes.shape, dtype=torch.bool)
+    in_t = torch.zeros(codes.shape, dtype=torch.bool)
+    node_live = [torch.ones(n, dtype=torch.bool)] + [
+        torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes - 1)
+    ]
+    node_t = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
+    node_g = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
+    same = torch.zeros(n, dtype=torch.float64)
+    mixed = torch.zeros(n, dtype=torch.float64)
+    for j in range(1, num_nodes):
+        for i in range(j):
+            k = k_of[(i, j)]
+            c = codes[:, k]
+            live = (c != _ZERO) & node_live[i]
+            edge_live[:, k], in_t[:, k] = live, node_t[i]
+            y_t = _OUT_T[c, node_t[i].to(torch.int64)]
+            adds = live & node_live[j]
+            same += (adds & (y_t == node_t[j])).to(torch.float64)
+            mixed += (adds & (y_t != node_t[j])).to(torch.float64)
+            node_t[j] = torch.where(live & ~node_live[j], y_t, node_t[j])
+            node_live[j] = node_live[j] | live
+            node_g[j] = node_g[j] | (live & (_HAS_WEIGHTS[c] | node_g[i]))
+    return CellWalk(k_of, edge_live, in_t, node_live, node_t, node_g, same, mixed)
+
+
 class LatencyEstimator:
     """A linear latency model for cells on a hardware profile (see the module docstring).
 
@@ -495,7 +549,6 @@ class LatencyEstimator:
         ``num_nodes`` (row-major (i, j), i < j; absent edges are ``zero``) -> raw
         features [n, F] float64."""
         codes = codes.to(torch.int64).cpu()
-        n = codes.shape[0]
         table = torch.from_numpy(self._op_raw_table(costs))  # [8, F]
         if self.features != "seed":
             present = sorted({_CANON[c] for c in torch.unique(codes).tolist()} - {OpType.ZERO})
@@ -507,24 +560,12 @@ class LatencyEstimator:
             return table[codes].sum(dim=1).numpy()
         if self.features in _LAYOUT_SETS:
             return self._layout_features(num_nodes, codes, costs)
-        edges = [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]
-        node_live = [torch.ones(n, dtype=torch.bool)] + [
-            torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes - 1)
-        ]
-        edge_live = torch.zeros_like(codes, dtype=torch.bool)
-        # row-major edge order visits every edge into j after node i < j is complete
-        # only per destination, so walk destinations in order
-        by_dst = sorted(range(len(edges)), key=lambda k: (edges[k][1], edges[k][0]))
-        for k in by_dst:
-            i, j = edges[k]
-            live = (codes[:, k] != _ZERO) & node_live[i]
-            edge_live[:, k] = live
-            node_live[j] = node_live[j] | live
-        feats = (table[codes] * edge_live.unsqueeze(-1)).sum(dim=1)  # [n, F]
+        walk = cell_walk(num_nodes, codes)
+        feats = (table[codes] * walk.edge_live.unsqueeze(-1)).sum(dim=1)  # [n, F]
         cols = self.columns
         if "launches" in cols:
-            live_nodes = torch.stack(node_live[1:], dim=1).sum(dim=1).to(torch.float64)
-            out_dead = (~node_live[-1]).to(torch.float64) if num_nodes > 1 else 0.0
+            live_nodes = torch.stack(walk.node_live[1:], dim=1).sum(dim=1).to(torch.float64)
+            out_dead = (~walk.node_live[-1]).to(torch.float64) if num_nodes > 1 else 0.0
             feats[:, cols.index("launches")] += out_dead - live_nodes
         return feats.numpy()
 
@@ -554,35 +595,18 @@ class LatencyEstimator:
             return table
 
         col_of = key_table("n_")
-        out_t = torch.tensor([OP_OUTPUT_T[op] for op in _CANON], dtype=torch.bool)  # [8, 2]
-        has_w = torch.tensor([op in _KERNEL_OPS for op in _CANON], dtype=torch.bool)  # [8]
-        node_live = [torch.ones(n, dtype=torch.bool)] + [
-            torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes - 1)
-        ]
-        node_t = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
-        # whether a node's value needs a gradient: the input does not; a node does when
-        # an edge into it has weights or reads a node that needs one
-        node_g = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
-        same = torch.zeros(n, dtype=torch.float64)
-        mixed = torch.zeros(n, dtype=torch.float64)
+        has_w = _HAS_WEIGHTS
+        walk = cell_walk(num_nodes, codes)
+        node_live, node_g, same, mixed = walk.node_live, walk.node_g, walk.same, walk.mixed
         edge_cols = []  # per edge: Tensor[n] feature column it counts in (dump if dead)
         edge_info = []  # per edge: (src, dst, live [n], (op, layout) key [n], op [n])
-        k_of = {e: k for k, e in enumerate(_edges(num_nodes))}
-        for j in range(1, num_nodes):
+        for j in range(1, num_nodes):  # CellModule's order
             for i in range(j):
-                c = codes[:, k_of[(i, j)]]
-                live = (c != _ZERO) & node_live[i]
-                in_t = node_t[i].to(torch.int64)
-                y_t = out_t[c, in_t]
-                edge_cols.append(torch.where(live, col_of[c * 2 + in_t], dump))
-                edge_info.append((i, j, live, c * 2 + in_t, c))
-                adds = live & node_live[j]
-                same += (adds & (y_t == node_t[j])).to(torch.float64)
-                mixed += (adds & (y_t != node_t[j])).to(torch.float64)
-                first = live & ~node_live[j]
-                node_t[j] = torch.where(first, y_t, node_t[j])
-                node_live[j] = node_live[j] | live
-                node_g[j] = node_g[j] | (live & (has_w[c] | node_g[i]))
+                k = walk.k_of[(i, j)]
+                c, live = codes[:, k], walk.edge_live[:, k]
+                key = c * 2 + walk.in_t[:, k].to(torch.int64)
+                edge_cols.append(torch.where(live, col_of[key], dump))
+                edge_info.append((i, j, live, key, c))
         extra: dict[str, torch.Tensor] = {}
         if self.features in ("layout_bw", "layout_grad"):
             # backward runs on the live edges from which the output is reachable through
