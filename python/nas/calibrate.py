@@ -29,6 +29,7 @@ the coefficients and metrics (JSON) and a predicted-vs-measured plot (PNG).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import math
@@ -209,21 +210,24 @@ def time_cells(
                 step()
             return (clock() - t0) / number
 
-        for _ in range(warmup):
+        # on cuda:N the events, their streams and synchronize must be device N's, not
+        # the current device's (issue 13); written, not yet run on a GPU
+        with torch.cuda.device(dev) if use_cuda else contextlib.nullcontext():
+            for _ in range(warmup):
+                for step in steps:
+                    step()
+            sync()
+            # one probe call per cell sizes its block: >= min_block_s, at least one call
+            numbers = []
             for step in steps:
-                step()
-        sync()
-        # one probe call per cell sizes its block: >= min_block_s, at least one call
-        numbers = []
-        for step in steps:
-            t = run_block(step, 1)
-            n = 1 if t <= 0 else math.ceil(min_block_s / t)
-            numbers.append(int(min(max(n, 1), _MAX_NUMBER)))
-        rng = np.random.default_rng(seed)
-        times = np.empty((len(cells), rounds), dtype=np.float64)
-        for r in range(rounds):
-            for i in rng.permutation(len(cells)).tolist():
-                times[i, r] = run_block(steps[i], numbers[i])
+                t = run_block(step, 1)
+                n = 1 if t <= 0 else math.ceil(min_block_s / t)
+                numbers.append(int(min(max(n, 1), _MAX_NUMBER)))
+            rng = np.random.default_rng(seed)
+            times = np.empty((len(cells), rounds), dtype=np.float64)
+            for r in range(rounds):
+                for i in rng.permutation(len(cells)).tolist():
+                    times[i, r] = run_block(steps[i], numbers[i])
         info = {
             "device": str(dev),
             "device_name": (
