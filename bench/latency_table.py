@@ -23,15 +23,19 @@ HEADER = (
 )
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"  # None: NaN in the JSON (strict)
+
+
+def _num(x: float | None, digits: int) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def rows(folder: str) -> list[str]:
     doc = json.loads((Path(folder) / "calibration.json").read_text())
     rep = doc["repeatability"]
     shapes = "; ".join("x".join(map(str, s)) for s in doc["shapes"])
-    rep_s = f"{doc['repeat']}: {_pct(rep['within_10pct'])} ({rep['r2']:.4f})" if rep else "-"
+    rep_s = f"{doc['repeat']}: {_pct(rep['within_10pct'])} ({_num(rep['r2'], 4)})" if rep else "-"
     load = f"{doc['loadavg_before'][0]:.1f} -> {doc['loadavg_after'][0]:.1f}"
     info = f"{doc['n_train']}/{doc['n_heldout']}, {doc['measure_seconds']:.0f} s, {load}"
     out = []
@@ -42,12 +46,10 @@ def rows(folder: str) -> list[str]:
             out.append(f"{lead}| `{name}` | not fitted | - | - | - | - | - {tail}")
             continue
         best = " (chosen)" if name == doc["best"] else ""
-        cv = _pct(m["cv_within_10pct"]) if "cv_within_10pct" in m else "-"
-        tau = f"{m['kendall_tau']:.3f}" if "kendall_tau" in m else "-"
-        fast = _pct(m["fastest10"]) if "fastest10" in m else "-"
+        cv, tau, fast = (m.get(key) for key in ("cv_within_10pct", "kendall_tau", "fastest10"))
         out.append(
-            f"{lead}| `{name}`{best} | {m['heldout_r2']:.4f} | {_pct(m['within_10pct'])} "
-            f"| {_pct(m['mape'])} | {tau} | {fast} | {cv} {tail}"
+            f"{lead}| `{name}`{best} | {_num(m['heldout_r2'], 4)} | {_pct(m['within_10pct'])} "
+            f"| {_pct(m['mape'])} | {_num(tau, 3)} | {_pct(fast)} | {_pct(cv)} {tail}"
         )
     return out
 
