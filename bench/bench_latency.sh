@@ -5,15 +5,20 @@
 # Each run is under the shared benchmark lock, so no other helper's timing overlaps.
 # Writes calib/ in the repo root, then prints the table rows for RESULTS.md.
 #   bash bench/bench_latency.sh     # 7 runs, ~9 min on the quiet 2-core CPU (under load: 2-3x)
+#   NAS_CALIB_EXTRA="--cells 24 --rounds 2" bash bench/bench_latency.sh   # smoke test of the
+#                                   # script (later flags win), into calib-smoke/ (NAS_CALIB_DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
 nas=.venv/bin/nas
+out=${NAS_CALIB_DIR:-calib}
 run() {  # run NAME ARGS...: one calibration into calib/NAME, under the lock
   local name=$1
   shift
   echo "$(date -u +%T) $name: load $(cut -d' ' -f1-3 /proc/loadavg)"
-  flock /tmp/nas-bench.lock $nas calibrate --device cpu --holdout 0.25 --out "calib/$name/" "$@"
+  # shellcheck disable=SC2086  # NAS_CALIB_EXTRA is a list of flags
+  flock /tmp/nas-bench.lock $nas calibrate --device cpu --holdout 0.25 --out "$out/$name/" "$@" \
+    ${NAS_CALIB_EXTRA:-}
 }
 date -u
 # 1-3. the issue's command (forward, [16, 64, 128], 1 thread), three samples of cells
@@ -29,5 +34,5 @@ run fwd_80 --cells 80
 run small --cells 200 --shape 8,32,32
 run signal --cells 200 --shape 224,42,16
 date -u
-$py bench/latency_table.py calib/fwd calib/fwd_seed1 calib/fwd_seed2 calib/train calib/fwd_80 \
-  calib/small calib/signal
+$py bench/latency_table.py "$out"/fwd "$out"/fwd_seed1 "$out"/fwd_seed2 "$out"/train \
+  "$out"/fwd_80 "$out"/small "$out"/signal
