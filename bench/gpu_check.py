@@ -325,16 +325,20 @@ def _within_ref(got, x, alpha, ops, params, cot):  # noqa: ANN001, ANN202
 
 
 def check_mixed_op(rep: Report, device: str, dry: bool) -> None:
-    big = (64, 64, 128) if dry else (8192, 256, 130)  # > 2**20 blocks of 256 (forward grid)
-    cases = [((2, 5, 3), "small"), ((3, 97, 19), "odd"), ((224, 42, 16), "DARTS"), (big, "large")]
+    big = (64, 64, 128) if dry else (8192, 256, 130)  # 2.7e8 elements, 327,680 tiles
+    # The kernels walk 32 x 32 tiles of [N, D] per batch row, grid-stride past 2**20
+    # blocks (forward) and 1,024 (backward): 2**20 + 3 one-row tiles pass both.
+    many = (1 << 20) + 3, 1, 3
+    cases = [((2, 5, 3), "small"), ((3, 97, 19), "odd"), ((224, 42, 16), "DARTS"), (big, "large"),
+             (many, "tiles")]  # fmt: skip
     if dry:
-        cases = [c for c in cases if c[1] != "DARTS"]
+        cases = [c for c in cases if c[1] not in ("DARTS", "tiles")]
     for (shape, kind), dtype in itertools.product(
         cases, (torch.float32, torch.float64, torch.bfloat16, torch.float16)
     ):
-        if kind == "large" and dtype != torch.float32:
+        if kind in ("large", "tiles") and dtype != torch.float32:
             continue
-        for ops in (ALL, SIGNAL) if kind != "large" else (ALL,):
+        for ops in (ALL, SIGNAL) if kind not in ("large", "tiles") else (ALL,):
 
             def run(shape=shape, dtype=dtype, ops=ops, kind=kind) -> str:
                 notes = []
@@ -347,7 +351,7 @@ def check_mixed_op(rep: Report, device: str, dry: bool) -> None:
                     _close(got, cpu, dtype, "device vs CPU kernel")
                     again = _fwd_bwd(mixed_op, x, a, ops, ps, cot.to(device))
                     _equal(again, got, "rerun")
-                    if kind != "large":
+                    if kind not in ("large", "tiles"):
                         _within_ref(cpu, cpu_in[0], cpu_in[1], ops, cpu_in[2:], cot)
                     codes = [ALL.index(o) for o in ops]
                     for mask in itertools.product((False, True), repeat=3):
@@ -359,7 +363,8 @@ def check_mixed_op(rep: Report, device: str, dry: bool) -> None:
                         if mask[2]:
                             _equal(list(out[2]), got[3:], f"mask {mask} param grads")
                     notes.append("dn" if dn else "contiguous")
-                ref = "" if kind == "large" else "; CPU kernel within TOLERANCES of float64 ref"
+                vs_ref = kind not in ("large", "tiles")
+                ref = "; CPU kernel within TOLERANCES of float64 ref" if vs_ref else ""
                 return (f"{'/'.join(notes)} params: device ~ CPU kernel, rerun bitwise, "
                         f"8 output masks{ref}")  # fmt: skip
 

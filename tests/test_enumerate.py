@@ -281,9 +281,82 @@ def test_search_full_5_node_space_and_huge_spaces():
     assert [str(op) for op in best.ops].count("zero") == 27
     assert r.scores.tolist() == sorted(r.scores.tolist())
     assert r.indices == sorted(r.indices)  # exact ties: lowest indices first
-    # A query the bound cannot cut enough stops at max_nodes instead of hanging.
+    # A node budget too small for the query stops it instead of hanging.
     with pytest.raises(RuntimeError, match="max_nodes"):
-        search_top_k(s8, t8, coeffs, 5, cons, largest=True, max_nodes=1000)
+        search_top_k(s8, t8, coeffs, 5, cons, largest=True, max_nodes=100)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_search_forced_ties_equals_exhaustive(seed):
+    # Integer tables (exact sums: the search over op classes) with rows repeated at
+    # scattered positions, so that exact ties abound: every cell of the top-k, its order
+    # and its tie-break by lower index must match the exhaustive scan.
+    rng = np.random.default_rng(700 + seed)
+    num_nodes, num_ops = [(4, 8), (5, 4), (4, 6), (5, 3), (3, 8), (6, 2)][seed % 6]
+    space = _space(rng, num_nodes, num_ops, bool(seed % 2) or num_ops == 8)
+    nf = int(rng.integers(1, 4))
+    distinct = rng.integers(-3, 6, size=(max(1, num_ops // 2), nf)).astype(np.float64)
+    table = distinct[rng.integers(0, len(distinct), size=num_ops)]
+    coeffs = rng.normal(size=nf) if seed % 3 else np.round(rng.normal(size=nf))
+    cons = None
+    if seed % 4:
+        f, _ = score_cells(space, table, count=min(space.num_cells(), 5000))
+        col = int(rng.integers(0, nf))
+        q = np.quantile(f[:, col].numpy(), [0.2, 0.7])
+        cons = [{col: (None, float(q[1]))}, {col: (float(q[0]), None)},
+                {col: (float(q[0]), float(q[1]) + 0.5)}][seed % 4 - 1]  # fmt: skip
+    for largest in (False, True):
+        for k in (1, 7, 100):
+            ex = top_k_cells(space, table, coeffs, k, cons, largest=largest, bias=0.25)
+            bb = search_top_k(space, table, coeffs, k, cons, largest=largest, bias=0.25)
+            assert torch.equal(ex.indices, bb.indices), (largest, k)
+            assert torch.equal(ex.scores, bb.scores)
+            assert torch.equal(ex.features, bb.features)
+
+
+@pytest.mark.parametrize("largest", [False, True])
+def test_search_budget_queries_finish_exactly(largest):
+    # The slowest (and fastest) cells under a parameter budget: avg_pool and max_pool
+    # have identical cost rows and integer features make permutations tie exactly, so
+    # the best score is shared by astronomically many cells. At 5 nodes the scan
+    # checks the answer; at 7 and 8 nodes the search must finish well inside its limit.
+    coeffs, bias = latency_coeffs(nas.hw_profile("dgx_spark"))
+    cons = {2: (None, 50_000)}
+    for nodes in (4, 5):
+        space = nas.SearchSpace(nodes)
+        table = nas.op_feature_table(space.ops)
+        ex = top_k_cells(space, table, coeffs, 10, cons, largest=largest, bias=bias)
+        bb = search_top_k(space, table, coeffs, 10, cons, largest=largest, bias=bias)
+        assert torch.equal(ex.indices, bb.indices) and torch.equal(ex.scores, bb.scores)
+    for nodes in (7, 8):
+        space = nas.SearchSpace(nodes)
+        table = nas.op_feature_table(space.ops)
+        r = search_top_k(space, table, coeffs, 10, cons, largest=largest, bias=bias,
+                         time_limit=20)  # fmt: skip
+        assert len(r.indices) == 10
+        # The best score, independently: a knapsack over the edges by parameter count.
+        best = {0.0: 0.0}
+        for _ in range(space.num_edges):
+            nxt: dict[float, float] = {}
+            for p, v in best.items():
+                for row in table:
+                    q, w = p + row[2], v + float(np.dot(coeffs, row))
+                    if q <= 50_000 and (q not in nxt or (w > nxt[q]) == largest and w != nxt[q]):
+                        nxt[q] = w
+            best = nxt
+        opt = bias + (max(best.values()) if largest else min(best.values()))
+        assert r.scores[0].item() == pytest.approx(opt, rel=1e-12, abs=1e-18)
+        idx = [int(i) for i in (r.indices.tolist() if hasattr(r.indices, "tolist") else r.indices)]
+        sc = r.scores.tolist()
+        assert sc == sorted(sc, reverse=largest)
+        for a in range(9):  # within one score, lower indices first
+            assert sc[a] != sc[a + 1] or idx[a] < idx[a + 1]
+        for i, s, ft in zip(idx, sc, r.features.tolist(), strict=True):
+            cell = space.cell(i)
+            assert nas.cell_params(cell) == ft[2] <= 50_000
+            cost = nas.cell_cost(cell)
+            assert ft[:2] == [cost.flops, cost.mem_bytes]
+            assert s == pytest.approx(bias + coeffs[0] * cost.flops + coeffs[1] * cost.mem_bytes)
 
 
 # ------------------------------------------------------------------ bad input
@@ -635,12 +708,14 @@ def test_top_k_every_constraint_shape_matches_reference(shape, seed):
 
 # ------------------------------------------------------------------ budgets, interruption, sizes
 def _hopeless_search():
-    # The slowest cells under a parameter budget at 7 nodes: millions of exact ties
-    # with the best score keep the bound from cutting (see search_top_k's docstring).
+    # The slowest cells under a parameter budget at 7 nodes, with the costs in thirds:
+    # sums of non-integers are inexact, so the search runs cell by cell, and millions of
+    # near-ties with the best score keep the bound from cutting (see search_top_k's
+    # docstring). The integer table itself finishes in milliseconds (tested above).
     space = nas.SearchSpace(7)
-    table = nas.op_feature_table(space.ops)
+    table = nas.op_feature_table(space.ops) / 3.0
     coeffs, bias = latency_coeffs(nas.hw_profile("dgx_spark"))
-    return space, table, coeffs, bias, {2: (None, 50_000)}
+    return space, table, coeffs, bias, {2: (None, 50_000 / 3.0)}
 
 
 def test_search_time_limit_and_node_budget():
@@ -680,12 +755,17 @@ def test_search_stops_on_ctrl_c():
 
 
 def test_cli_search_budget_one_line(capsys):
+    # The CLI's integer cost table finishes (7 nodes, slowest under a budget, once a
+    # query that ran into the time limit); a node budget too small still stops it.
     rc = main(["enumerate", "--nodes", "7", "--largest", "--max-params", "50000",
-               "--time-limit", "0.3"])  # fmt: skip
+               "--max-search-nodes", "5"])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 3
-    assert err.count("\n") == 1 and "time_limit = 0.3 s" in err and "Traceback" not in err
-    assert "--time-limit" in err
+    assert err.count("\n") == 1 and "max_nodes = 5 " in err and "Traceback" not in err
+    assert "--max-search-nodes" in err
+    rc = main(["enumerate", "--nodes", "7", "--largest", "--max-params", "50000", "--json",
+               "--time-limit", "10"])  # fmt: skip
+    assert rc == 0 and len(json.loads(capsys.readouterr().out)["cells"]) == 10
 
 
 def test_cli_count_refused_under_branch_and_bound(capsys):
@@ -757,13 +837,15 @@ def test_cli_ctrl_c_stops_branch_and_bound():
     import subprocess
     import sys
 
+    # The costs in thirds (see _hopeless_search): a search that runs for minutes.
     child = (
-        "import sys, nas.enumerate; from nas.cli import main; "
+        "import sys, nas.enumerate, nas.costs as c; from nas.cli import main; "
+        "t = c.op_feature_table; c.op_feature_table = lambda ops: t(ops) / 3.0; "
         "print('ready', file=sys.stderr, flush=True); "
         "sys.exit(main())"
     )
     cmd = [sys.executable, "-c", child,
-           "enumerate", "--nodes", "7", "--largest", "--max-params", "50000"]  # fmt: skip
+           "enumerate", "--nodes", "7", "--largest", "--max-params", "16667"]  # fmt: skip
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stderr.readline() == "ready\n"  # imports done: the search starts at once
     time.sleep(1.0)

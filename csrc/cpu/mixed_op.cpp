@@ -36,19 +36,13 @@
 namespace nas {
 namespace {
 
-// softmax(alpha) in double (K <= 8).
+// softmax(alpha) in double (K <= 8): the helper the CUDA kernels use too.
 std::vector<double> softmax_weights(const at::Tensor& alpha) {
   const at::Tensor a = alpha.contiguous();
   const int64_t K = a.numel();
   std::vector<double> w(K);
-  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "mixed_op_softmax", [&] {
-    const scalar_t* p = a.const_data_ptr<scalar_t>();
-    double m = -INFINITY;
-    for (int64_t k = 0; k < K; ++k) m = std::max(m, static_cast<double>(p[k]));
-    double s = 0;
-    for (int64_t k = 0; k < K; ++k) s += (w[k] = std::exp(static_cast<double>(p[k]) - m));
-    for (int64_t k = 0; k < K; ++k) w[k] /= s;
-  });
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "mixed_op_softmax",
+                             [&] { mixed_op_softmax(a.const_data_ptr<scalar_t>(), K, w.data()); });
   return w;
 }
 
@@ -287,17 +281,17 @@ NAS_INLINE void backward_elem(const T* __restrict__ xl, const T* __restrict__ xc
       V lc = v;
       if constexpr (L) {
         const V l = load<V>(xl + d);
-        lc = ((v > l) | (v != v)) ? v : l;
+        lc = mixed_op_beats(v, l) ? v : l;
       }
       const V r = load<V>(xr + d);
-      const auto tr = (r > lc) | (r != r);
+      const auto tr = mixed_op_beats(r, lc);
       b = tr ? r : lc;
       right = right + (tr ? gm : zero);
       to_lc = tr ? zero : gm;
     }
     if constexpr (L) {
       const V l = load<V>(xl + d);
-      const auto tc = (v > l) | (v != v);
+      const auto tc = mixed_op_beats(v, l);
       if constexpr (!R) b = tc ? v : l;
       own = own + (tc ? to_lc : zero);
       left = left + (tc ? zero : to_lc);
@@ -354,7 +348,7 @@ struct Ctx {
 
 template <typename T>
 NAS_INLINE RowCoef<T> coef(const Ctx<T>& c, int64_t n) {
-  const T inv = T(1) / static_cast<T>(mixed_op_window_count(n, c.N));
+  const T inv = mixed_op_inv_count<T>(n, c.N);
   return {c.w_avg * inv, c.w_max, c.w_skip, inv};
 }
 
@@ -717,10 +711,10 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> mixed_op_backward_cp
     std::vector<double> tot(K, 0.0);
     for (int64_t b = 0; b < B; ++b)
       for (int64_t k = 0; k < K; ++k) tot[k] += s[b * K + k];
-    double mean = 0;
-    for (int64_t k = 0; k < K; ++k) mean += w[k] * tot[k];
+    std::vector<double> d(K);
+    mixed_op_softmax_adjoint(w.data(), tot.data(), K, d.data());
     scalar_t* da = dalpha.mutable_data_ptr<scalar_t>();
-    for (int64_t k = 0; k < K; ++k) da[k] = static_cast<scalar_t>(w[k] * (tot[k] - mean));
+    for (int64_t k = 0; k < K; ++k) da[k] = static_cast<scalar_t>(d[k]);
   });
   return {dx, dalpha, dparams};
 }

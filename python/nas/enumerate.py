@@ -533,18 +533,22 @@ def search_top_k(
     max_nodes: int = 10**8,
     time_limit: float | None = None,
 ) -> TopK:
-    """Exact top-k over the whole space by branch and bound (depth-first over edge
-    prefixes in index order, bounded by the prefix's cost plus the per-edge best
-    remaining op cost; constraint bounds cut too). Returns exactly what
+    """Exact top-k over the whole space by branch and bound. Returns exactly what
     ``top_k_cells(space, ...)`` returns, also for spaces far too large to scan
     (indices as Python ints then). Additive scores only: no prune_dead.
 
+    Integer-valued op features (``op_feature_table``'s are) make every feature sum
+    exact: the search then walks multisets of op classes (ops with identical cost
+    rows form one class), since a cell's score depends on which ops sit on its outer
+    edges, not where; it bounds them by a Lagrangian relaxation of each constraint,
+    then exactly at each multiset, and expands the winners into cells in index order.
+    Exact ties (avg_pool vs max_pool, permuted edges) then cost one visit per multiset:
+    the slowest cells under a parameter budget at 11 nodes take milliseconds. Other
+    tables are searched cell by cell (depth-first over edge prefixes in index order),
+    where near-ties that the rounding margin keeps open can take very long.
+
     Budget: past ``max_nodes`` search nodes or ``time_limit`` seconds it raises
-    ``SearchBudgetExceeded`` (a RuntimeError); Ctrl-C stops it within milliseconds.
-    Queries whose best cells tie exactly with astronomically many others (e.g. the
-    slowest cells under a parameter budget at 7+ nodes) cannot be proven within any
-    practical budget: a tie of lower index could hide in every subtree the rounding
-    margin keeps open."""
+    ``SearchBudgetExceeded`` (a RuntimeError); Ctrl-C stops it within milliseconds."""
     scan = _scan(space, op_features, coeffs, constraints, bias=bias)
     k = _k(k)
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)) or max_nodes < 1:
