@@ -970,3 +970,26 @@ def test_cli_enumerate_calibration_reranks_exactly(tmp_path, capsys):
     assert main([*argv, "--calibration", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["reranked"] == 0 and doc["method"] == "exhaustive scan"
+
+
+def test_too_few_training_points_for_cross_validation(monkeypatch):
+    import nas.latency_fit as lf
+    from nas.latency_fit import FitSpec, fit_models
+
+    cells = sample_cells(nas.SearchSpace(4), 8, seed=6)
+    pts = _layout_points(cells, np.random.default_rng(6))
+    spec = FitSpec(nas.dgx_spark(), nas.SearchSpace(4).ops, None)
+    # 3 points fit `seed` (3 coefficients) but no 5-fold split leaves 3 to fit on
+    best, models, ests = fit_models(spec, ["seed"], pts[:3], pts[3:])
+    assert best == "seed" and "seed" in ests  # one set: nothing to choose, no CV needed
+    assert np.isnan(models["seed"]["cv_r2"]) and "folds must lie in" in models["seed"]["cv_error"]
+    best, models, _ = fit_models(spec, ["seed", "lut"], pts[:3], pts[3:])
+    assert best == "seed" and "needs at least" in models["lut"]["error"]
+
+    # two sets that fit but cannot be cross-validated: no basis for a choice
+    def no_cv(*args, **kwargs):
+        raise ValueError("folds must lie in [2, 3]")
+
+    monkeypatch.setattr(lf, "cross_validate", no_cv)
+    with pytest.raises(ValueError, match="too few to cross-validate"):
+        fit_models(spec, ["seed", "layout"], pts[:6] * 20, pts[6:])

@@ -92,27 +92,41 @@ def fit_models(
     models: dict[str, dict[str, Any]] = {}
     ests: dict[str, LatencyEstimator] = {}
     cv: dict[str, dict[str, float]] = {}
+    cv_errors: dict[str, str] = {}
     for name in features:
         try:
-            cv[name] = cross_validate(spec, name, train)
             ests[name] = spec.fit(name, train)
         except ValueError as exc:
             models[name] = {"error": str(exc)}
-            cv.pop(name, None)
-            ests.pop(name, None)
+            continue
+        try:
+            cv[name] = cross_validate(spec, name, train)
+        except ValueError as exc:  # a fold too small for the set's coefficients
+            cv_errors[name] = str(exc)
     if not ests:
         errors = "; ".join(f"{k}: {v['error']}" for k, v in models.items())
         raise ValueError(f"no feature set could be fitted: {errors}")
     # the choice sees the training points only; held-out ones are predicted after it
-    best = max(ests, key=lambda k: _score(cv[k]))
+    if cv:
+        best = max(cv, key=lambda k: _score(cv[k]))
+    elif len(ests) == 1:  # nothing to choose between: the one set needs no CV
+        best = next(iter(ests))
+    else:
+        raise ValueError(
+            f"{len(train)} training points are too few to cross-validate any feature set "
+            f"({spec.folds} folds; {'; '.join(f'{k}: {v}' for k, v in cv_errors.items())}): "
+            "measure more cells or name one set with features="
+        )
     y_test = [p.latency for p in heldout]
     for name, est in ests.items():
         m = accuracy_metrics(y_test, est.predict_points(heldout))
         tm = est.metrics(train)
+        nan = {"within_10pct": float("nan"), "r2": float("nan"), "mape": float("nan")}
+        c = cv.get(name, nan)  # NaN: this set could not be cross-validated
         models[name] = {
-            "cv_within_10pct": cv[name]["within_10pct"],
-            "cv_r2": cv[name]["r2"],
-            "cv_mape": cv[name]["mape"],
+            "cv_within_10pct": c["within_10pct"],
+            "cv_r2": c["r2"],
+            "cv_mape": c["mape"],
             "heldout_r2": m["r2"],
             "within_10pct": m["within_10pct"],
             "mape": m["mape"],
@@ -122,6 +136,8 @@ def fit_models(
             "train_within_10pct": tm["within_10pct"],
             "estimator": est.to_dict(),
         }
+        if name in cv_errors:
+            models[name]["cv_error"] = cv_errors[name]
     models = {name: models[name] for name in features}  # the caller's order
     return best, models, ests
 
