@@ -23,11 +23,11 @@ import torch
 import nas
 from nas.enumerate import (
     count_cells,
-    latency_coeffs,
     pareto_front,
     search_top_k,
     top_k_cells,
 )
+from nas.latency import latency_coeffs
 from nas.ops import _reference
 
 

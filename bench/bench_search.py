@@ -11,7 +11,8 @@ import time
 import torch
 
 import nas
-from nas.enumerate import SearchBudgetExceeded, latency_coeffs, search_top_k
+from nas.enumerate import SearchBudgetExceeded, search_top_k
+from nas.latency import latency_coeffs
 
 
 def main() -> None:

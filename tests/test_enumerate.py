@@ -19,13 +19,13 @@ import nas
 from nas.cli import main
 from nas.enumerate import (
     count_cells,
-    latency_coeffs,
     pareto_front,
     score_cells,
     score_histogram,
     search_top_k,
     top_k_cells,
 )
+from nas.latency import latency_coeffs
 from nas.ops import _reference
 
 from .conftest import devices

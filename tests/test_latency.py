@@ -235,6 +235,88 @@ def test_layout_bw_counts_the_edges_backward_reaches():
     assert unreached > 0  # some live conv edges never reach the output
 
 
+def test_layout_grad_counts_the_gradients_autograd_computes():
+    """gw_<op>: conv edges whose weights get a gradient; gx_<op>@L: edges through which
+    a gradient reaches their input (per input layout); compared with autograd, with a
+    per-edge view of the input so that each edge's input gradient is seen alone."""
+    space = nas.SearchSpace(4, ["conv_3x3", "zero", "skip_connect", "max_pool_3x3", "avg_pool_3x3"])
+    est = LatencyEstimator(nas.dgx_spark(), features="layout_grad", ops=space.ops)
+    cells = sample_cells(space, 150, seed=11)
+    feats = est.cell_features(cells)
+    cols = est.columns
+    x = torch.randn(2, 5, 3)
+    seen_gx = seen_none = 0
+    for cell, row in zip(cells, feats, strict=True):
+        module = CellModule(cell, 3)
+        got: dict[str, int] = {}
+
+        def pre(mod, inp, got=got):
+            v = inp[0].view_as(inp[0])  # keeps the layout, gets a gradient of its own
+            if v.requires_grad:
+                key = f"gx_{mod.op.value}@{_layout(v)}"
+                v.register_hook(lambda g, key=key: got.__setitem__(key, got.get(key, 0) + 1))
+            return (v,)
+
+        for m in module.ops:
+            m.register_forward_pre_hook(pre)
+        out = module(x)
+        if out.requires_grad:
+            out.sum().backward()
+        else:
+            seen_none += 1
+        gw = sum(
+            1 for m in module.ops if m.op == OpType.CONV_3X3 and m.conv.weight.grad is not None
+        )
+        assert row[cols.index("gw_conv_3x3")] == gw, str(cell)
+        want = {c: float(got.get(c, 0)) for c in cols if c.startswith("gx_")}
+        assert {c: row[cols.index(c)] for c in want} == want, str(cell)
+        seen_gx += sum(got.values())
+    assert seen_gx > 0 and seen_none > 0
+    # a pool reading the cell input has no backward; a conv reading it has weight grads only
+    cell = nas.make_cell(3, [(0, 1, "max_pool_3x3"), (0, 2, "conv_3x3"), (1, 2, "avg_pool_3x3")])
+    row = dict(zip(cols, est.cell_features([cell])[0].tolist(), strict=True))
+    assert row["gw_conv_3x3"] == 1 and sum(v for c, v in row.items() if c.startswith("gx_")) == 0
+
+
+def test_layout_grad_counts_gradient_accumulations():
+    # node 1 feeds nodes 2 and 3 through convs: its gradient is the sum of two -> 1 add;
+    # node 2 feeds node 3 once; the input needs no gradient at all
+    cell = nas.make_cell(
+        4, [(0, 1, "conv_3x3"), (1, 2, "conv_3x3"), (1, 3, "conv_3x3"), (2, 3, "skip_connect")]
+    )
+    est = LatencyEstimator(nas.dgx_spark(), features="layout_grad")
+    row = dict(zip(est.columns, est.cell_features([cell])[0].tolist(), strict=True))
+    assert row["g_accum"] == 1 and row["gw_conv_3x3"] == 3
+    assert row["gx_conv_3x3@T"] == 2 and row["gx_skip_connect@T"] == 1
+
+
+def test_layout_scaled_is_layout_times_shape_aware_seed_times():
+    cells = sample_cells(nas.SearchSpace(4), 40, seed=3)
+    lay = LatencyEstimator(nas.dgx_spark(), features="layout")
+    sc = LatencyEstimator(nas.dgx_spark(), features="layout_scaled")
+    for shape in [(2, 8, 4), (16, 64, 128)]:
+        costs = nas.op_costs_1d(shape[1], shape[2], batch=shape[0])
+        a, b = lay.cell_features(cells, shape=shape), sc.cell_features(cells, shape=shape)
+        for k, col in enumerate(lay.columns):
+            if col.startswith("n_"):
+                op = OpType(col[2:].split("@")[0])
+                c = costs[op]
+                t = c.flops / (nas.dgx_spark().flops_throughput_gflops * 1e9) + c.mem_bytes / (
+                    nas.dgx_spark().mem_bandwidth_gbs * 1e9
+                )
+                np.testing.assert_allclose(b[:, k], a[:, k] * t, rtol=1e-12)
+            else:  # adds: 3 node tensors of memory time each
+                add = (
+                    3
+                    * costs[OpType.SKIP_CONNECT].mem_bytes
+                    / (nas.dgx_spark().mem_bandwidth_gbs * 1e9)
+                )
+                np.testing.assert_allclose(b[:, k], a[:, k] * add, rtol=1e-12)
+    # launches: kernels the module dispatches (ReLU + conv, one pool, one add, ...)
+    cell = nas.make_cell(3, [(0, 1, "conv_3x3"), (0, 2, "max_pool_3x3"), (1, 2, "skip_connect")])
+    assert sc.cell_features([cell])[0, sc.columns.index("launches")] == 2 + 1 + 1
+
+
 # -- fitting ------------------------------------------------------------------------------
 def _synthetic(est, cells, noise, rng, a=1.2, b=0.8, c=5e-6):
     lat = [
@@ -360,6 +442,121 @@ def test_constant_targets():
     assert est.bias == pytest.approx(2e-3) and abs(est.alpha) < 1e-9
     assert math.isnan(est.r_squared(pts))
     assert math.isnan(nas.r_squared([1.0], [1.0]))
+
+
+def test_kendall_tau_and_fastest_overlap():
+    from itertools import combinations
+
+    from nas.latency import fastest_overlap, kendall_tau
+
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+    # tau-b against the textbook count on random data with ties
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 6, 40).astype(float), rng.integers(0, 6, 40).astype(float)
+    conc = disc = ty = tp = 0
+    for i, j in combinations(range(40), 2):
+        s = np.sign(y[i] - y[j]) * np.sign(p[i] - p[j])
+        conc += s > 0
+        disc += s < 0
+        ty += y[i] == y[j]
+        tp += p[i] == p[j]
+    n0 = 40 * 39 / 2
+    assert kendall_tau(y, p) == pytest.approx((conc - disc) / math.sqrt((n0 - ty) * (n0 - tp)))
+    # fastest 10% of 20 = the 2 smallest: predicted {0, 5} vs measured {0, 1} -> 1/2
+    meas = np.arange(20.0)
+    pred = meas.copy()
+    pred[1], pred[5] = 50.0, 0.5
+    assert fastest_overlap(meas, pred) == 0.5 and fastest_overlap(meas, meas) == 1.0
+    assert fastest_overlap([3.0], [1.0]) == 1.0  # at least one cell
+    with pytest.raises(ValueError, match="fraction"):
+        fastest_overlap(meas, pred, 0.0)
+    m = accuracy_metrics(meas, pred)
+    assert m["fastest10"] == 0.5 and m["kendall_tau"] == pytest.approx(kendall_tau(meas, pred))
+
+
+def test_ridge_fits_designs_least_squares_refuses():
+    cells = sample_cells(nas.SearchSpace(4, ["conv_3x3", "max_pool_3x3", "zero"]), 60, seed=2)
+    est = LatencyEstimator(nas.dgx_spark(), features="lut")  # 7 ops listed, 2 ever occur
+    truth = LatencyEstimator(nas.dgx_spark(), features="lut")
+    truth._weights = np.array([8e-4 if c == "n_conv_3x3" else 1e-4 for c in truth.columns])
+    truth.bias = 2e-5
+    lat = truth.estimate_batch(cells)
+    pts = [CalibrationPoint(c, float(t)) for c, t in zip(cells, lat, strict=True)]
+    with pytest.raises(ValueError, match="are zero for every point"):
+        est.calibrate(pts, weighting="relative")
+    est.calibrate(pts, weighting="relative", ridge=1e-6)
+    cols = est.columns
+    unused = [
+        k for k, c in enumerate(cols) if c not in ("n_conv_3x3", "n_max_pool_3x3", "launches")
+    ]
+    assert np.all(est.weights[unused] == 0.0)  # never seen: weight 0, not arbitrary
+    assert est.metrics(pts)["mape"] < 1e-3
+    with pytest.raises(ValueError, match="ridge must be finite and >= 0"):
+        est.calibrate(pts, ridge=-1.0)
+
+
+def _layout_points(cells, rng, noise=0.01):
+    """Latencies from a known layout-dependent truth (avg/max pools cost differently
+    on each layout, mixed adds cost extra), with multiplicative noise."""
+    truth = LatencyEstimator(nas.dgx_spark(), features="layout")
+    w = {"adds_same": 1e-5, "adds_mixed": 6e-5}
+    for c in truth.columns:
+        if c.startswith("n_"):
+            w[c] = (1 + rng.random()) * (8e-4 if "conv" in c else 1e-4)
+    w["n_max_pool_3x3@C"] = 9e-4
+    truth._weights = np.array([w[c] for c in truth.columns])
+    truth.bias = 2e-5
+    lat = truth.estimate_batch(cells) * (1 + noise * rng.standard_normal(len(cells)))
+    return [CalibrationPoint(c, float(t)) for c, t in zip(cells, lat, strict=True)]
+
+
+def test_model_choice_is_cross_validated_on_training_cells_only():
+    from nas.latency_fit import FitSpec, fit_models
+
+    rng = np.random.default_rng(4)
+    cells = sample_cells(nas.SearchSpace(4), 160, seed=4)
+    pts = _layout_points(cells, rng)
+    train, heldout = pts[:120], pts[120:]
+    spec = FitSpec(nas.dgx_spark(), nas.SearchSpace(4).ops, None)
+    best, models, ests = fit_models(spec, ["seed", "lut", "layout"], train, heldout)
+    assert best == "layout" and list(models) == ["seed", "lut", "layout"]
+    assert models["layout"]["cv_within_10pct"] > models["lut"]["cv_within_10pct"]
+    assert models["layout"]["within_10pct"] > 0.9 and models["layout"]["kendall_tau"] > 0.9
+    # held-out latencies that another model predicts exactly change the held-out scores,
+    # never the choice nor the cross-validation figures
+    seed_pred = ests["seed"].predict_points(heldout)
+    fake = [CalibrationPoint(p.cell, float(t)) for p, t in zip(heldout, seed_pred, strict=True)]
+    best2, models2, _ = fit_models(spec, ["seed", "lut", "layout"], train, fake)
+    assert best2 == best
+    for name in models:
+        assert models2[name]["cv_within_10pct"] == models[name]["cv_within_10pct"]
+        assert models2[name]["cv_r2"] == models[name]["cv_r2"]
+    assert models2["seed"]["within_10pct"] == 1.0 > models2["layout"]["within_10pct"]
+    # and the training cells do decide: a truth without layout effects picks a simpler set
+    lut_truth = LatencyEstimator(nas.dgx_spark(), features="lut").calibrate(train, ridge=1e-6)
+    plain = [CalibrationPoint(p.cell, float(lut_truth.estimate(p.cell))) for p in pts]
+    best3, models3, _ = fit_models(spec, ["lut", "layout"], plain[:120], plain[120:])
+    assert best3 == "lut" and models3["lut"]["cv_within_10pct"] == 1.0
+
+
+def test_cross_validation_folds_and_errors():
+    from nas.latency_fit import FitSpec, cross_validate, fit_models, fold_ids
+
+    ids = fold_ids(23, 5, seed=1)
+    assert sorted(np.bincount(ids).tolist()) == [4, 4, 5, 5, 5]
+    assert np.array_equal(ids, fold_ids(23, 5, seed=1))
+    with pytest.raises(ValueError, match="folds must lie in"):
+        fold_ids(3, 5, seed=0)
+    cells = sample_cells(nas.SearchSpace(4), 30, seed=5)
+    pts = _layout_points(cells, np.random.default_rng(5))
+    spec = FitSpec(nas.dgx_spark(), nas.SearchSpace(4).ops, None)
+    # 24 points per fit cannot pin layout_grad's 36 coefficients: that set is left out
+    best, models, _ = fit_models(spec, ["lut", "layout_grad"], pts, pts[:5])
+    assert best == "lut" and "needs at least" in models["layout_grad"]["error"]
+    with pytest.raises(ValueError, match="needs at least"):
+        cross_validate(spec, "layout_grad", pts)
 
 
 def test_r_squared_two_pass_and_negative():
@@ -618,7 +815,7 @@ def test_calibrate_checks_out_before_measuring(tmp_path, monkeypatch):
 def test_calibrate_saves_the_measurement_before_fitting(tmp_path, monkeypatch):
     import nas.calibrate as cal
 
-    def failing_fit(self, points, weighting="absolute"):
+    def failing_fit(self, points, weighting="absolute", ridge=0.0):
         raise ValueError("fit failed")
 
     monkeypatch.setattr(LatencyEstimator, "calibrate", failing_fit)
@@ -694,3 +891,112 @@ def test_additive_table_sums_match_estimate_batch_to_the_readme_bounds():
         ulp = np.spacing(np.abs(want))
         assert (np.abs(feats @ w + bias - want) <= bound * ulp).all()
         assert (np.abs(est.estimate_range(space) - want) <= 2 * ulp).all()
+
+
+# -- exact re-ranking ----------------------------------------------------------------
+def _random_model(features, rng, space):
+    est = LatencyEstimator(nas.cpu_profile(), features=features, ops=space.ops, shape=(4, 16, 8))
+    # signed weights of a realistic size per column: bounds must hold for negative ones too
+    scale = np.abs(est.weights) + 1e-4
+    est._weights = scale * rng.uniform(-0.5, 1.5, len(scale))
+    est.bias = 1e-4
+    return est
+
+
+@pytest.mark.parametrize("features", ["seed", "lut", "layout", "layout_grad", "layout_scaled"])
+def test_top_k_exact_equals_sorting_every_cell_by_the_full_model(features):
+    space = nas.SearchSpace(4, ["conv_3x3", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "zero"])
+    table = nas.op_feature_table(space.ops)
+    idx = torch.arange(space.num_cells())
+    codes = space.decode(idx).numpy()
+    rng = np.random.default_rng(21)
+    for _ in range(2):
+        est = _random_model(features, rng, space)
+        full = est.estimate_batch(idx, space)
+        bounds, const = est.edge_bounds(space.ops)
+        assert np.all(bounds[codes].sum(axis=1) + const <= full + 1e-12)  # a lower bound
+        for k, cons in [(10, None), (300, {2: (None, 2 * 64 * 64 * 3)})]:
+            res = nas.top_k_exact(space, est, k, table, cons)
+            ok = np.ones(len(full), dtype=bool)
+            if cons:
+                ok = table[codes][:, :, 2].sum(axis=1) <= cons[2][1]
+            brute = np.lexsort((idx.numpy(), full))
+            brute = brute[ok[brute]][:k]
+            # the same k best scores in order (cells tied up to rounding may swap places)
+            np.testing.assert_allclose(full[res.indices.numpy()], full[brute], rtol=1e-12)
+            np.testing.assert_allclose(res.scores.numpy(), full[brute], rtol=1e-12)
+            assert np.all(ok[res.indices.numpy()])
+            assert (res.reranked == 0) == (features == "seed") and res.reranked >= k * (
+                features != "seed"
+            )
+
+
+def test_top_k_exact_grows_its_candidates_until_proven():
+    space = nas.SearchSpace(4, ["conv_3x3", "max_pool_3x3", "skip_connect", "zero"])
+    est = _random_model("layout", np.random.default_rng(3), space)
+    # a bound that is loose for many cells needs more than the first 256 candidates
+    est._weights[est.columns.index("adds_mixed")] = -5e-3
+    res = nas.top_k_exact(space, est, 200, nas.op_feature_table(space.ops))
+    full = est.estimate_batch(torch.arange(space.num_cells()), space)
+    brute = np.lexsort((np.arange(len(full)), full))[:200]
+    np.testing.assert_allclose(full[res.indices.numpy()], full[brute], rtol=1e-12)
+    assert res.rounds > 1 and res.reranked > 256
+    with pytest.raises(ValueError, match="k must be"):
+        nas.top_k_exact(space, est, 0, nas.op_feature_table(space.ops))
+
+
+def test_cli_enumerate_calibration_reranks_exactly(tmp_path, capsys):
+    ops = ["conv_3x3", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "zero"]
+    space = nas.SearchSpace(4, ops)
+    est = _random_model("layout", np.random.default_rng(8), space)
+    path = tmp_path / "est.json"
+    est.save(path)
+    argv = ["enumerate", "--nodes", "4", "--ops", ",".join(ops), "--top-k", "7"]
+    assert main([*argv, "--calibration", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    full = est.estimate_batch(torch.arange(space.num_cells()), space)
+    # `nas enumerate` ranks the connected cells unless --allow-disconnected
+    from nas.ops._reference import enumerate_filter
+
+    idx = np.arange(space.num_cells())
+    conn = enumerate_filter(space.num_ops, 4, space.ops.index(nas.OpType.ZERO), idx, True, False)
+    got = [r["index"] for r in doc["cells"]]
+    assert conn[got].all()
+    np.testing.assert_allclose(full[got], np.sort(full[conn])[:7], rtol=1e-12)
+    want = np.sort(full[conn])[:7].tolist()
+    assert [r["latency_s"] for r in doc["cells"]] == pytest.approx(want)
+    assert doc["reranked"] >= 7 and "re-ranked" in doc["method"]
+    assert main([*argv, "--calibration", str(path)]) == 0
+    assert "re-ranked" in capsys.readouterr().out
+    for bad, msg in (("--largest", "drop --largest"), ("--prune-dead", "drop --prune-dead")):
+        assert main([*argv, "--calibration", str(path), bad]) != 0
+        assert msg in capsys.readouterr().err
+    # an additive (seed) model is scanned with its own costs: nothing to re-rank
+    seed = LatencyEstimator(nas.cpu_profile(), ops=space.ops, shape=(4, 16, 8))
+    seed.save(path)
+    assert main([*argv, "--calibration", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["reranked"] == 0 and doc["method"] == "exhaustive scan"
+
+
+def test_too_few_training_points_for_cross_validation(monkeypatch):
+    import nas.latency_fit as lf
+    from nas.latency_fit import FitSpec, fit_models
+
+    cells = sample_cells(nas.SearchSpace(4), 8, seed=6)
+    pts = _layout_points(cells, np.random.default_rng(6))
+    spec = FitSpec(nas.dgx_spark(), nas.SearchSpace(4).ops, None)
+    # 3 points fit `seed` (3 coefficients) but no 5-fold split leaves 3 to fit on
+    best, models, ests = fit_models(spec, ["seed"], pts[:3], pts[3:])
+    assert best == "seed" and "seed" in ests  # one set: nothing to choose, no CV needed
+    assert np.isnan(models["seed"]["cv_r2"]) and "folds must lie in" in models["seed"]["cv_error"]
+    best, models, _ = fit_models(spec, ["seed", "lut"], pts[:3], pts[3:])
+    assert best == "seed" and "needs at least" in models["lut"]["error"]
+
+    # two sets that fit but cannot be cross-validated: no basis for a choice
+    def no_cv(*args, **kwargs):
+        raise ValueError("folds must lie in [2, 3]")
+
+    monkeypatch.setattr(lf, "cross_validate", no_cv)
+    with pytest.raises(ValueError, match="too few to cross-validate"):
+        fit_models(spec, ["seed", "layout"], pts[:6] * 20, pts[6:])

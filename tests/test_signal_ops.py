@@ -91,3 +91,18 @@ def test_errors():
         CellModule(nas.make_cell(3, [(0, 1, "zero"), (0, 1, "zero")]), 4)
     with pytest.raises(ValueError, match="has parameters"):
         apply_parameter_free("conv_3x3", torch.zeros(1, 2, 3))
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 5), (2, 97, 16), (1, 1, 4), (4, 9, 1)])
+@pytest.mark.parametrize("op", ["avg_pool_3x3", "max_pool_3x3", "skip_connect"])
+def test_parameter_free_modules_match_the_reference_on_both_layouts(shape, op):
+    # the modules may change a transposed input's layout for speed (avg_pool copies it
+    # to contiguous [B, N, D]); the values must stay the reference's
+    b, n, d = shape
+    xc = torch.randn(b, n, d)
+    xt = xc.transpose(1, 2).contiguous().transpose(1, 2)  # same values, [B, D, N] storage
+    module = build_op(op, d)
+    for x in (xc, xt):
+        torch.testing.assert_close(module(x), apply_parameter_free(op, xc), rtol=1e-6, atol=1e-6)
+    if op == "avg_pool_3x3":
+        assert module(xt).is_contiguous()

@@ -14,6 +14,7 @@ from .costs import (
     OpCost,
     cell_cost,
     cell_params,
+    cpu_profile,
     default_op_costs,
     default_op_params,
     dgx_spark,
@@ -34,7 +35,6 @@ from .enumerate import (
     ParetoFront,
     TopK,
     count_cells,
-    latency_coeffs,
     pareto_front,
     score_cells,
     score_histogram,
@@ -56,8 +56,10 @@ from .latency import (
     CalibrationPoint,
     LatencyEstimator,
     expected_latency,
+    latency_coeffs,
     load_estimator,
     r_squared,
+    top_k_exact,
 )
 from .ops import native_op_names
 from .search import (
@@ -143,6 +145,8 @@ __all__ = [
     "export_gguf",
     "export_signal_model",
     "format_cell",
+    "cpu_profile",
+    "top_k_exact",
     "h200",
     "has_native",
     "hw_profile",

@@ -29,6 +29,7 @@ the coefficients and metrics (JSON) and a predicted-vs-measured plot (PNG).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import math
@@ -43,28 +44,22 @@ import numpy as np
 import torch
 
 from ._io import atomic_path, check_writable_dir
-from .costs import HWProfile, h200, hw_profile
+from .costs import HWProfile, cpu_profile, h200, hw_profile
 from .latency import (
     FEATURE_SETS,
     WEIGHTINGS,
     CalibrationPoint,
-    LatencyEstimator,
     _check_shape,
     accuracy_metrics,
     write_json_atomic,
 )
+from .latency_fit import FOLDS, FitSpec, fit_models
 from .signal_ops import CellModule
 from .space import Cell, SearchSpace, _check_int
 
 DEFAULT_SHAPE: tuple[int, int, int] = (16, 64, 128)
 MODES = ("forward", "train")
 _MAX_NUMBER = 100_000
-
-
-def cpu_profile() -> HWProfile:
-    """A nominal host-CPU profile (100 GFLOP/s, 20 GB/s). It only sets the units of the
-    seed model's compute/memory time; calibration fits alpha and beta to the truth."""
-    return HWProfile("host cpu (nominal)", 100.0, 20.0)
 
 
 def _statistic(times: np.ndarray, statistic: str) -> np.ndarray:
@@ -216,23 +211,26 @@ def time_cells(
                 step()
             return (clock() - t0) / number
 
-        for _ in range(warmup):
+        # on cuda:N the events, their streams and synchronize must be device N's, not
+        # the current device's (issue 13); written, not yet run on a GPU
+        with torch.cuda.device(dev) if use_cuda else contextlib.nullcontext():
+            for _ in range(warmup):
+                for step in steps:
+                    step()
+            sync()
+            # one probe call per cell sizes its block: >= min_block_s, at least one call
+            numbers = []
             for step in steps:
-                step()
-        sync()
-        # one probe call per cell sizes its block: >= min_block_s, at least one call
-        numbers = []
-        for step in steps:
-            t = run_block(step, 1)
-            n = 1 if t <= 0 else math.ceil(min_block_s / t)
-            numbers.append(int(min(max(n, 1), _MAX_NUMBER)))
-        rng = np.random.default_rng(seed)
-        times = np.empty((len(cells), rounds), dtype=np.float64)
-        for r in range(rounds):
-            for i in rng.permutation(len(cells)).tolist():
-                times[i, r] = run_block(steps[i], numbers[i])
-            if on_round is not None:
-                on_round()
+                t = run_block(step, 1)
+                n = 1 if t <= 0 else math.ceil(min_block_s / t)
+                numbers.append(int(min(max(n, 1), _MAX_NUMBER)))
+            rng = np.random.default_rng(seed)
+            times = np.empty((len(cells), rounds), dtype=np.float64)
+            for r in range(rounds):
+                for i in rng.permutation(len(cells)).tolist():
+                    times[i, r] = run_block(steps[i], numbers[i])
+                if on_round is not None:
+                    on_round()
         info = {
             "device": str(dev),
             "device_name": (
@@ -430,19 +428,21 @@ def run_calibration(
     machine's drift between the two; or "none"), split off a
     ``holdout`` fraction, fit each feature set on the rest and score it on the held-out
     cells (least squares on relative errors by default, ``weighting``; ``features``
-    None: seed, lut, layout, plus layout_bw in train mode and rich over several
-    shapes). Returns the JSON document of ``nas calibrate`` (written to ``out`` with the
-    points CSV and the plot when ``out`` is given)."""
+    None: seed, lut, layout, plus layout_bw and layout_grad in train mode and
+    layout_scaled and rich over several shapes). The chosen model (``best``) is the one
+    that cross-validates best on the training cells (:func:`nas.latency_fit.fit_models`);
+    the held-out cells only score it. Returns the JSON document of ``nas calibrate``
+    (written to ``out`` with the points CSV and the plot when ``out`` is given)."""
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout must be a fraction in (0, 1), got {holdout}")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     if repeat not in REPEATS:
         raise ValueError(f"repeat must be one of {REPEATS}, got {repeat!r}")
-    if features is None:  # "rich" needs several shapes (at one it is rank-deficient)
+    if features is None:  # shape-aware sets need several shapes (at one they add nothing)
         features = ["seed", "lut", "layout"]
-        features += ["layout_bw"] if mode == "train" else []
-        features += ["rich"] if len(shapes) > 1 else []
+        features += ["layout_bw", "layout_grad"] if mode == "train" else []
+        features += ["layout_scaled", "rich"] if len(shapes) > 1 else []
     for f in features:
         if f not in FEATURE_SETS:
             raise ValueError(f"unknown feature set {f!r}; known: {', '.join(FEATURE_SETS)}")
@@ -516,40 +516,15 @@ def run_calibration(
     train = [points[k] for k in train_idx]
     test = [points[k] for k in test_idx]
     y_test = lat[test_idx]
-
-    models: dict[str, Any] = {}
-    preds: dict[str, np.ndarray] = {}
-    ests: dict[str, LatencyEstimator] = {}
     shape0 = shapes[0] if len(shapes) == 1 else None
-    for name in features:
-        est = LatencyEstimator(hw, features=name, ops=space.ops, shape=shape0)
-        try:
-            est.calibrate(train, weighting=weighting)
-        except ValueError as exc:
-            models[name] = {"error": str(exc)}
-            continue
-        p = est.predict_points(test)
-        m = accuracy_metrics(y_test, p)
-        tm = est.metrics(train)
-        models[name] = {
-            "heldout_r2": m["r2"],
-            "within_10pct": m["within_10pct"],
-            "mape": m["mape"],
-            "train_r2": tm["r2"],
-            "train_within_10pct": tm["within_10pct"],
-            "estimator": est.to_dict(),
-        }
-        if repeat != "none":  # the model against the repeat measurement of the same held-out cells
+    spec = FitSpec(hw, space.ops, shape0, weighting=weighting, folds=min(FOLDS, len(train)))
+    best, models, ests = fit_models(spec, features, train, test)
+    preds = {name: est.predict_points(test) for name, est in ests.items()}
+    if repeat != "none":  # the model against the repeat measurement of the same held-out cells
+        for name, p in preds.items():
             models[name]["within_10pct_vs_repeat"] = accuracy_metrics(rep[test_idx], p)[
                 "within_10pct"
             ]
-        preds[name] = p
-        ests[name] = est
-    if not ests:
-        errors = "; ".join(f"{k}: {v['error']}" for k, v in models.items())
-        raise ValueError(f"no feature set could be fitted: {errors}")
-    # the best model: highest held-out within +-10%, then highest held-out R^2
-    best = max(ests, key=lambda k: (models[k]["within_10pct"], models[k]["heldout_r2"]))
 
     doc: dict[str, Any] = {
         "format": "nas.calibration/1",
@@ -575,6 +550,11 @@ def run_calibration(
         "n_heldout": len(test),
         "holdout": holdout,
         "weighting": weighting,
+        "ridge": spec.ridge,
+        "selection": (
+            f"{spec.folds}-fold cross-validation on the training cells: highest "
+            "out-of-fold within +-10%, then R^2 (held-out cells are scored after)"
+        ),
         "seed": seed,
         "measure_seconds": measure_s,
         "loadavg_before": load_before,
@@ -589,6 +569,8 @@ def run_calibration(
         "heldout_r2": models[best]["heldout_r2"],
         "within_10pct": models[best]["within_10pct"],
         "mape": models[best]["mape"],
+        "kendall_tau": models[best]["kendall_tau"],
+        "fastest10": models[best]["fastest10"],
         "estimator": ests[best].to_dict(),
         "files": {},
     }

@@ -101,7 +101,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_enumerate(args: argparse.Namespace) -> int:
     from .costs import FEATURE_NAMES, hw_profile, op_feature_table
     from .distributed_enumerate import count_cells, top_k_cells
-    from .enumerate import MAX_TOP_K, SearchBudgetExceeded, latency_coeffs, search_top_k
+    from .enumerate import MAX_TOP_K, SearchBudgetExceeded, search_top_k
+    from .latency import latency_coeffs, top_k_exact
     from .space import SearchSpace, parse_ops
 
     # Sizes first, before anything is built from them.
@@ -137,6 +138,7 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         cons[2] = (args.min_params, cons.get(2, (None, None))[1])
     # Spaces past 2**40 cells (6+ nodes) use the exact branch-and-bound search.
     use_search = space.num_cells() > 2**40
+    est = _calibrated_estimator(args, space, use_search) if args.calibration else None
     for flag, on in (("--prune-dead", args.prune_dead), ("--count", args.count)):
         if use_search and on:
             raise ValueError(
@@ -154,11 +156,18 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
     if use_search and world > 1:
         _log.warning("branch and bound does not shard; rank 0 runs it alone, %d rank(s) idle",
                      world - 1)  # fmt: skip
+    if est is not None and world > 1:
+        raise ValueError("--calibration does not shard over ranks: run it in one process")
     show = not (args.json or args.quiet) and rank == 0  # progress bars on rank 0 only
     # Connected cells only unless --allow-disconnected: a cell whose output does not
     # depend on its input is no model (with --prune-dead it would cost nothing).
     filters = dict(connected_only=not args.allow_disconnected, distinct=args.distinct)
-    if use_search:
+    if est is not None:
+        res = top_k_exact(space, est, args.top_k, table, cons, progress=show, **filters)
+        method = "exhaustive scan" + (
+            "" if est.additive else f", re-ranked by the full {est.features!r} model"
+        )
+    elif use_search:
         try:
             res = search_top_k(
                 space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias,
@@ -195,10 +204,10 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         int(i) for i in (res.indices.tolist() if hasattr(res.indices, "tolist") else res.indices)
     ]
     rows = []
-    for rank, (i, sc, ft) in enumerate(
+    for pos, (i, sc, ft) in enumerate(
         zip(indices, res.scores.tolist(), res.features.tolist(), strict=True)
     ):
-        row = {"rank": rank + 1, "index": i, "latency_s": sc}
+        row = {"rank": pos + 1, "index": i, "latency_s": sc}
         row.update({name: v for name, v in zip(FEATURE_NAMES, ft, strict=True)})
         cell = space.cell(i)
         # Under --prune-dead the score counts only live edges: show what runs.
@@ -208,8 +217,10 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         "num_nodes": space.num_nodes,
         "ops": [op.value for op in space.ops],
         "num_cells": space.num_cells(),
-        "hw": args.hw,
-        "score": "latency_s = flops / (GFLOP/s * 1e9) + mem_bytes / (GB/s * 1e9)",
+        "hw": args.hw if est is None else est.hw.name,
+        "score": "latency_s = flops / (GFLOP/s * 1e9) + mem_bytes / (GB/s * 1e9)"
+        if est is None
+        else f"latency_s = the {est.features!r} model of {args.calibration}",
         "constraints": {FEATURE_NAMES[c]: list(v) for c, v in cons.items()},
         "prune_dead": args.prune_dead,
         "connected_only": filters["connected_only"],
@@ -218,6 +229,8 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         "method": method,
         "cells": rows,
     }
+    if est is not None:  # how many candidates the full model scored (0: additive, exact)
+        doc["reranked"] = res.reranked
     if counted is not None:
         doc["qualifying_cells"] = counted.count
         doc["distinct_pruned_cells"] = counted.distinct
@@ -239,6 +252,11 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
             "constraints: "
             + ", ".join(f"{FEATURE_NAMES[c]} in [{lo}, {hi}]" for c, (lo, hi) in cons.items())
         )
+    if est is not None:
+        print(f"latency: the {est.features!r} model of {args.calibration}; " + (
+            "additive over edges: scanned with its own per-op costs" if est.additive else
+            f"re-ranked {res.reranked:,} candidates with the full model (kept by its additive "
+            f"lower bound, {res.rounds} scan(s)): the top {args.top_k} is exact"))  # fmt: skip
     if counted is not None:
         print(f"qualifying cells: {counted.count:,} ({counted.distinct:,} distinct after pruning)")
     head = f"{'rank':>4} {'index':>14} {'latency (us)':>13} {'MFLOPs':>10} {'MB':>8}"
@@ -414,10 +432,12 @@ def _print_calibration(args: argparse.Namespace, doc: dict[str, Any]) -> None:
         if "error" in m:
             print(f"  {name:5s} not fitted: {m['error']}")
             continue
-        mark = "  <- best" if name == doc["best"] else ""
+        mark = "  <- best (cross-validated)" if name == doc["best"] else ""
         print(
             f"  {name:5s} held-out R^2 {m['heldout_r2']:.4f}, {100 * m['within_10pct']:.1f}% "
-            f"within +-10%, MAPE {100 * m['mape']:.1f}%{mark}"
+            f"within +-10%, MAPE {100 * m['mape']:.1f}%, Kendall tau {m['kendall_tau']:.3f}, "
+            f"fastest 10% {100 * m['fastest10']:.0f}% found; CV on train "
+            f"{100 * m['cv_within_10pct']:.1f}%{mark}"
         )
     if args.out:
         print(
@@ -426,6 +446,32 @@ def _print_calibration(args: argparse.Namespace, doc: dict[str, Any]) -> None:
         )
         if "plot_error" in doc["files"]:
             print("  " + doc["files"]["plot_error"])
+
+
+def _calibrated_estimator(args: argparse.Namespace, space: Any, use_search: bool) -> Any:
+    """The estimator of ``--calibration FILE`` for ``nas enumerate``, or ValueError for
+    the flags it cannot serve."""
+    from .latency import load_estimator
+    from .space import OpType
+
+    est = load_estimator(args.calibration)
+    missing = [op.value for op in space.ops if op not in est.ops and op != OpType.ZERO]
+    if missing:
+        raise ValueError(
+            f"--calibration {args.calibration}: the model has no cost for ops {missing} "
+            f"(calibrated on {[op.value for op in est.ops]}); pass --ops within those"
+        )
+    if args.plot:
+        raise ValueError("--plot draws the --hw model's latencies; drop --calibration or --plot")
+    for flag, on in (("--largest", args.largest), ("--prune-dead", args.prune_dead)):
+        if on:  # the scan's bound is a lower bound over all edges
+            raise ValueError(f"--calibration ranks the fastest cells by the model; drop {flag}")
+    if use_search:
+        raise ValueError(
+            f"--calibration scans every cell; {space.num_cells():.3e} is too many "
+            "(use at most 5 nodes with all 8 ops)"
+        )
+    return est
 
 
 def _search_progress(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
@@ -800,6 +846,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-flops", type=float, default=None, help="keep cells with <= FLOPs")
     p.add_argument("--max-bytes", type=float, default=None, help="keep cells with <= bytes")
     p.add_argument("--largest", action="store_true", help="slowest cells instead of fastest")
+    p.add_argument(
+        "--calibration",
+        default=None,
+        metavar="FILE",
+        help="rank by the latency model of a `nas calibrate` calibration.json (or an "
+        "estimator JSON); models not additive over edges are re-ranked exactly",
+    )
     p.add_argument("--prune-dead", action="store_true", help="dead nodes' edges cost nothing")
     p.add_argument("--count", action="store_true", help="also count the qualifying cells")
     p.add_argument("--allow-disconnected", action="store_true",
@@ -842,8 +895,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--features",
         default="auto",
-        help='comma list of seed,lut,layout,layout_bw,rich; "auto": seed,lut,layout, '
-        "+layout_bw in train mode, +rich over several shapes",
+        help="comma list of seed,lut,layout,layout_bw,layout_grad,layout_scaled,rich; "
+        '"auto": seed,lut,layout, +layout_bw,layout_grad in train mode, +layout_scaled,rich '
+        "over several shapes; the best is chosen by 5-fold cross-validation on the "
+        "training cells",
     )
     p.add_argument("--hw", default=None, help="profile for the seed units: cpu, dgx_spark, h200")
     p.add_argument("--rounds", type=int, default=60, help="interleaved timing rounds (60)")

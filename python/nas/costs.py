@@ -207,6 +207,12 @@ def h200() -> HWProfile:
     return HWProfile("NVIDIA H200 SXM", 67_000.0, 4_800.0)
 
 
+def cpu_profile() -> HWProfile:
+    """A nominal host-CPU profile (100 GFLOP/s, 20 GB/s). It only sets the units of the
+    seed model's compute/memory time; calibration fits alpha and beta to the truth."""
+    return HWProfile("host cpu (nominal)", 100.0, 20.0)
+
+
 def hw_profiles() -> dict[str, HWProfile]:
     """Named profiles, for the CLI's ``--hw``."""
     return {"dgx_spark": dgx_spark(), "h200": h200()}

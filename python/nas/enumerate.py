@@ -34,13 +34,11 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .costs import HWProfile
 from .log import get_logger
 from .ops import _reference
 from .ops.enumerate_cells import (
@@ -52,9 +50,6 @@ from .ops.enumerate_cells import (
     enumerate_top_k,
 )
 from .space import OpType, SearchSpace
-
-if TYPE_CHECKING:
-    from .latency import LatencyEstimator
 
 _log = get_logger(__name__)
 
@@ -73,33 +68,6 @@ MAX_TOP_K = 10**6
 # and most histogram bins; past them a request is refused before anything is allocated.
 MAX_SCORE_CELLS = 2**26
 MAX_BINS = 10**6
-
-
-def latency_coeffs(
-    hw: HWProfile, estimator: LatencyEstimator | None = None
-) -> tuple[np.ndarray, float]:
-    """(coeffs [3], bias) over ``op_feature_table``'s columns (flops, mem_bytes, params)
-    that give an additive latency model's estimate in seconds: by default the seed's
-    uncalibrated model on ``hw``, flops / (GFLOP/s * 1e9) + bytes / (GB/s * 1e9).
-
-    ``estimator``: a calibrated ``LatencyEstimator`` with the additive ``"seed"`` feature
-    set (its coefficients are used; the cost table passed to the kernels must then be
-    the one it was calibrated with). The model itself lives in ``nas.latency`` only.
-    """
-    from .costs import FEATURE_NAMES
-    from .latency import LatencyEstimator
-
-    est = estimator if estimator is not None else LatencyEstimator(hw)
-    if not est.additive:
-        raise ValueError(
-            f"estimator with feature set {est.features!r} is not additive over edges; "
-            "only 'seed' estimators can drive the scoring kernels"
-        )
-    weights, bias = est.coeffs()
-    coeffs = np.zeros(len(FEATURE_NAMES))
-    for col, w in zip(est.columns, weights.tolist(), strict=True):
-        coeffs[FEATURE_NAMES.index(col)] = w
-    return coeffs, bias
 
 
 class SearchBudgetExceeded(RuntimeError):
@@ -417,7 +385,7 @@ def pareto_front(
     """The exact set of non-dominated (objective 0, objective 1) pairs over the cells
     satisfying the constraints and filters, both minimised (negate coefficients to maximise).
     Each objective is a [F] coefficient vector or a feature column, e.g.
-    ``objectives=[latency_coeffs(hw)[0], 2]`` for latency vs params."""
+    ``objectives=[nas.latency_coeffs(hw)[0], 2]`` for latency vs params."""
     scan = _scan(space, op_features, objectives, constraints, prune_dead=prune_dead,
                  device=device, pareto=True, connected_only=connected_only,
                  distinct=distinct)  # fmt: skip
@@ -654,7 +622,6 @@ __all__ = [
     "SearchBudgetExceeded",
     "TopK",
     "count_cells",
-    "latency_coeffs",
     "pareto_front",
     "score_cells",
     "score_histogram",

@@ -29,6 +29,21 @@ over one of five named feature sets (``FEATURE_SETS``):
   backward pass runs (live edges from which the output is reachable through live
   edges), for ``mode="train"`` measurements. Not split by layout: an edge that runs
   forward but not backward is rare, and finer columns were all-zero on 150 cells.
+* ``"layout_grad"``: ``"layout"`` plus what a training step's backward runs, per edge
+  the output's gradient reaches (through live edges): ``gw_<op>``, the weight
+  gradients of a conv edge, ``gx_<op>@C|T``, the input gradient of an edge whose
+  source needs one (the cell input does not: it has no ``requires_grad``, so a pool
+  reading it has no backward at all, and a node fed only by such edges needs none
+  either), by the layout of the edge's input, and ``g_accum``, the gradient
+  accumulations (a node whose gradient comes from k > 1 edges adds k - 1 times).
+  Some of these columns are near-collinear with the forward counts: fit with
+  ``ridge > 0`` (``nas calibrate`` does).
+* ``"layout_scaled"``: the ``"layout"`` counts each multiplied by the op's seed time at
+  the point's shape (compute + memory time from ``nas.op_costs_1d``; the adds by the
+  memory time of reading two node tensors and writing one), plus ``launches``: a
+  per-(op, layout) factor on a shape-aware cost, and a fixed cost per kernel, so that
+  one model covers several shapes. At a single shape its columns are multiples of
+  ``"layout"``'s and ``launches`` depends on them (rank-deficient without ridge).
 * ``"rich"``: ``"lut"`` plus ``compute_time`` and ``memory_time`` over live edges. At a
   single input shape FLOPs and bytes are exact multiples of the per-op counts, so this
   design is rank-deficient unless the calibration points span several shapes
@@ -55,6 +70,7 @@ coefficients untouched.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -64,10 +80,19 @@ import numpy as np
 import torch
 
 from ._io import write_json_atomic
-from .costs import HWProfile, OpCost, default_op_costs, op_costs_1d
+from .costs import FEATURE_NAMES, HWProfile, OpCost, default_op_costs, op_costs_1d
 from .space import Cell, OpType, SearchSpace, _check_int, _is_int, all_ops, as_op
 
-FEATURE_SETS: tuple[str, ...] = ("seed", "lut", "layout", "layout_bw", "rich")
+FEATURE_SETS: tuple[str, ...] = (
+    "seed",
+    "lut",
+    "layout",
+    "layout_bw",
+    "layout_grad",
+    "layout_scaled",
+    "rich",
+)
+_LAYOUT_SETS = ("layout", "layout_bw", "layout_grad", "layout_scaled")
 WEIGHTINGS: tuple[str, ...] = ("absolute", "relative")
 
 # Kernels one op dispatches in CellModule's forward on CPU (views such as transpose
@@ -92,12 +117,13 @@ OP_OUTPUT_T: dict[OpType, tuple[bool, bool]] = {  # (output is T for input C, fo
     OpType.CONV_5X5: (True, True),
     OpType.SEP_CONV_3X3: (True, True),
     OpType.SEP_CONV_5X5: (True, True),
-    OpType.AVG_POOL_3X3: (False, True),
+    OpType.AVG_POOL_3X3: (False, False),  # copies a T input to C first (signal_ops)
     OpType.MAX_POOL_3X3: (True, True),
     OpType.SKIP_CONNECT: (False, True),
     OpType.ZERO: (False, True),  # never run; placeholder
 }
 LAYOUTS: tuple[str, ...] = ("C", "T")
+_KERNEL_OPS = (OpType.CONV_3X3, OpType.CONV_5X5, OpType.SEP_CONV_3X3, OpType.SEP_CONV_5X5)
 
 _CANON: list[OpType] = all_ops()  # canonical op codes used internally
 _ZERO = _CANON.index(OpType.ZERO)
@@ -160,7 +186,9 @@ def accuracy_metrics(
     measured: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray
 ) -> dict[str, float]:
     """R^2, fraction within +-10% (|pred - meas| <= 0.1 |meas|, nn-Meter's metric),
-    mean absolute % error (as a fraction) and the point count. measured, predicted: [n]."""
+    mean absolute % error (as a fraction), the order a search sees (Kendall's tau,
+    :func:`kendall_tau`; ``fastest10``, :func:`fastest_overlap` at 10%) and the point
+    count. measured, predicted: [n]."""
     y = np.asarray(measured, dtype=np.float64).reshape(-1)
     p = np.asarray(predicted, dtype=np.float64).reshape(-1)
     r2 = r_squared(y, p)
@@ -170,8 +198,47 @@ def accuracy_metrics(
         "r2": r2,
         "within_10pct": float(np.mean(rel <= 0.1)),
         "mape": float(np.mean(rel)),
+        "kendall_tau": kendall_tau(y, p),
+        "fastest10": fastest_overlap(y, p, 0.1),
         "n": int(y.size),
     }
+
+
+def kendall_tau(
+    measured: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray
+) -> float:
+    """Kendall's tau-b rank correlation of two [n] sequences (ties counted as neither
+    concordant nor discordant); NaN when either is constant or n < 2. O(n^2) memory:
+    meant for calibration-sized n (hundreds)."""
+    y = np.asarray(measured, dtype=np.float64).reshape(-1)
+    p = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    if y.shape != p.shape:
+        raise ValueError(f"measured has {y.size} values but predicted has {p.size}")
+    iu = np.triu_indices(y.size, 1)
+    dy = np.sign(y[:, None] - y[None, :])[iu]
+    dp = np.sign(p[:, None] - p[None, :])[iu]
+    den = math.sqrt(float(np.count_nonzero(dy)) * float(np.count_nonzero(dp)))
+    return float(np.sum(dy * dp) / den) if den > 0 else float("nan")
+
+
+def fastest_overlap(
+    measured: Sequence[float] | np.ndarray,
+    predicted: Sequence[float] | np.ndarray,
+    fraction: float = 0.1,
+) -> float:
+    """The fraction of the measured fastest ``fraction`` of cells (k = ceil(fraction *
+    n) of them, at least 1) that are also among the k predicted fastest: 1.0 when a
+    search would keep exactly the right cells. measured, predicted: [n], n >= 1."""
+    y = np.asarray(measured, dtype=np.float64).reshape(-1)
+    p = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    if y.shape != p.shape or y.size == 0:
+        raise ValueError(f"need two equal-length non-empty sequences, got {y.size}, {p.size}")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    k = max(1, math.ceil(fraction * y.size - 1e-9))
+    fast_y = set(np.argsort(y, kind="stable")[:k].tolist())
+    fast_p = set(np.argsort(p, kind="stable")[:k].tolist())
+    return len(fast_y & fast_p) / k
 
 
 def _rate_div(rate: float) -> float:
@@ -182,6 +249,60 @@ def _divide(raw: np.ndarray, div: np.ndarray) -> np.ndarray:
     # raw [..., F] / div [F], with a 0 divisor (rate <= 0) giving a 0 term.
     safe = np.where(div > 0, div, 1.0)
     return np.where(div > 0, raw / safe, 0.0)
+
+
+_OUT_T = torch.tensor([OP_OUTPUT_T[op] for op in _CANON], dtype=torch.bool)  # [8, 2]
+_HAS_WEIGHTS = torch.tensor([op in _KERNEL_OPS for op in _CANON], dtype=torch.bool)  # [8]
+
+
+@dataclass(frozen=True)
+class CellWalk:
+    """What :class:`nas.signal_ops.CellModule` runs for a batch of n cells, from ONE walk
+    over the edges in its order (into node j, by increasing source): ``edge_live`` [n, E]
+    (row-major edge order, ``k_of[(i, j)]``), ``in_t`` [n, E] (the edge's input has the
+    transposed layout "T"), per node ``node_live`` / ``node_t`` / ``node_g`` (whether its
+    value needs a gradient: the input does not; a node does when an edge into it has
+    weights or reads a node that needs one), and the node-sum adds ``same`` / ``mixed``
+    [n] (the added tensor has / has not the node's layout: ``a + b`` keeps ``a``'s)."""
+
+    k_of: dict[tuple[int, int], int]
+    edge_live: torch.Tensor
+    in_t: torch.Tensor
+    node_live: list[torch.Tensor]
+    node_t: list[torch.Tensor]
+    node_g: list[torch.Tensor]
+    same: torch.Tensor
+    mixed: torch.Tensor
+
+
+def cell_walk(num_nodes: int, codes: torch.Tensor) -> CellWalk:
+    """The :class:`CellWalk` of canonical op codes [n, E] on the full edge list of
+    ``num_nodes`` (absent edges are ``zero``); vectorised over the n cells."""
+    n = codes.shape[0]
+    k_of = {e: k for k, e in enumerate(_edges(num_nodes))}
+    edge_live = torch.zeros(codes.shape, dtype=torch.bool)
+    in_t = torch.zeros(codes.shape, dtype=torch.bool)
+    node_live = [torch.ones(n, dtype=torch.bool)] + [
+        torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes - 1)
+    ]
+    node_t = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
+    node_g = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
+    same = torch.zeros(n, dtype=torch.float64)
+    mixed = torch.zeros(n, dtype=torch.float64)
+    for j in range(1, num_nodes):
+        for i in range(j):
+            k = k_of[(i, j)]
+            c = codes[:, k]
+            live = (c != _ZERO) & node_live[i]
+            edge_live[:, k], in_t[:, k] = live, node_t[i]
+            y_t = _OUT_T[c, node_t[i].to(torch.int64)]
+            adds = live & node_live[j]
+            same += (adds & (y_t == node_t[j])).to(torch.float64)
+            mixed += (adds & (y_t != node_t[j])).to(torch.float64)
+            node_t[j] = torch.where(live & ~node_live[j], y_t, node_t[j])
+            node_live[j] = node_live[j] | live
+            node_g[j] = node_g[j] | (live & (_HAS_WEIGHTS[c] | node_g[i]))
+    return CellWalk(k_of, edge_live, in_t, node_live, node_t, node_g, same, mixed)
 
 
 class LatencyEstimator:
@@ -235,11 +356,18 @@ class LatencyEstimator:
             return ["flops", "mem_bytes"]
         if self.features == "lut":
             return lut
-        if self.features in ("layout", "layout_bw"):
+        if self.features in _LAYOUT_SETS:
             per_op = [f"n_{op.value}@{lay}" for op in self._count_ops for lay in LAYOUTS]
             cols = per_op + ["adds_same", "adds_mixed"]
             if self.features == "layout_bw":
                 cols += [f"bw_{op.value}" for op in self._count_ops]
+            if self.features == "layout_grad":
+                convs = [op for op in self._count_ops if op in _KERNEL_OPS]
+                cols += [f"gw_{op.value}" for op in convs]
+                cols += [f"gx_{op.value}@{lay}" for op in self._count_ops for lay in LAYOUTS]
+                cols += ["g_accum"]
+            if self.features == "layout_scaled":
+                cols += ["launches"]
             return cols
         return lut + ["flops", "mem_bytes"]
 
@@ -261,8 +389,9 @@ class LatencyEstimator:
             return _rate_div(self.hw.mem_bandwidth_gbs)
         return 1.0
 
-    def _seed_time(self, op: OpType) -> float:
-        c = self.op_costs[op]
+    def _seed_time(self, op: OpType, costs: Mapping[OpType, OpCost] | None = None) -> float:
+        """compute + memory time of ``op`` (under ``costs``, default the estimator's)."""
+        c = (costs if costs is not None else self.op_costs)[op]
         g, b = _rate_div(self.hw.flops_throughput_gflops), _rate_div(self.hw.mem_bandwidth_gbs)
         return (c.flops / g if g > 0 else 0.0) + (c.mem_bytes / b if b > 0 else 0.0)
 
@@ -271,8 +400,12 @@ class LatencyEstimator:
         for col in self.columns:
             if col in ("flops", "mem_bytes"):
                 w.append(1.0 if self.features == "seed" else 0.0)
-            elif col in ("launches", "adds_same", "adds_mixed") or col.startswith("bw_"):
+            elif col in ("launches", "adds_same", "adds_mixed", "g_accum") or col.startswith(
+                ("bw_", "gw_", "gx_")
+            ):
                 w.append(0.0)
+            elif self.features == "layout_scaled":  # the column is already a seed time
+                w.append(1.0)
             else:
                 w.append(self._seed_time(as_op(col[2:].split("@")[0])))
         if self.features == "rich":  # start as the seed model over live edges
@@ -316,18 +449,30 @@ class LatencyEstimator:
                 elif col == "adds_same":
                     # every non-zero edge adds into its node (the first input is free:
                     # the per-cell term subtracts one add per live node)
-                    row.append(0.0 if op == OpType.ZERO else 1.0)
+                    add = self._add_scale(costs) if self.features == "layout_scaled" else 1.0
+                    row.append(0.0 if op == OpType.ZERO else add)
                 elif col == "adds_mixed":
                     row.append(0.0)
-                elif col.startswith("bw_"):  # in a supernet every edge runs backward
-                    row.append(1.0 if col == f"bw_{op.value}" else 0.0)
+                elif col.startswith(("bw_", "gw_")):  # in a supernet every edge runs backward
+                    row.append(1.0 if col[3:] == op.value else 0.0)
+                elif col == "g_accum":
+                    row.append(0.0)
                 elif "@" in col:
                     # layout-averaged: an op's input layout depends on the cell around it
-                    row.append(0.5 if col.split("@")[0] == f"n_{op.value}" else 0.0)
+                    name = col.split("@")[0]
+                    hit = name in (f"n_{op.value}", f"gx_{op.value}")
+                    scale = self._seed_time(op, costs) if self.features == "layout_scaled" else 1
+                    row.append(0.5 * scale if hit else 0.0)
                 else:
                     row.append(1.0 if col == f"n_{op.value}" else 0.0)
             rows.append(row)
         return np.asarray(rows, dtype=np.float64).reshape(len(_CANON), len(self.columns))
+
+    def _add_scale(self, costs: Mapping[OpType, OpCost]) -> float:
+        """``"layout_scaled"``: the memory time of a node-sum add (read two node tensors,
+        write one); skip_connect's bytes are those of one node tensor."""
+        b = _rate_div(self.hw.mem_bandwidth_gbs)
+        return 3.0 * costs[OpType.SKIP_CONNECT].mem_bytes / b if b > 0 else 0.0
 
     def feature_table(self, ops: Sequence[OpType | str] | None = None) -> np.ndarray:
         """Per-op features [K, F] (raw units, ``columns`` order) for ``ops`` (default
@@ -342,6 +487,55 @@ class LatencyEstimator:
         safe = np.where(self._div > 0, self._div, 1.0)
         return np.where(self._div > 0, self._weights / safe, 0.0), float(self.bias)
 
+    def edge_bounds(self, ops: Sequence[OpType | str] | None = None) -> tuple[np.ndarray, float]:
+        """(per-op bounds [K] over ``ops`` (default the estimator's), constant) such that
+        for EVERY cell of those ops ``estimate(cell) >= constant + sum over its edges of
+        bounds[op]``, with equality for an additive (``"seed"``) model.
+
+        For the other sets an edge's contribution depends on the cell around it (live or
+        not, its input's layout, whether it is the first input of its node, whether a
+        gradient reaches it); each bound is the least that contribution can be: 0 (a
+        dead edge) or the sum, over those independent choices, of the smallest option.
+        This is what lets an additive scan (``top_k_exact``) keep every cell that can
+        still be among the best under the full model."""
+        ops = [as_op(op) for op in (ops if ops is not None else self.ops)]
+        w, bias = self.coeffs()
+        if self.additive:
+            return self.feature_table(ops) @ w, bias
+        col = {c: k for k, c in enumerate(self.columns)}
+
+        def wt(name: str, raw: float = 1.0) -> float:
+            return float(w[col[name]]) * raw if name in col else 0.0
+
+        scaled = self.features == "layout_scaled"
+        add_unit = self._add_scale(self.op_costs) if scaled else 1.0
+        bounds = np.zeros(len(ops))
+        for k, op in enumerate(ops):
+            if op == OpType.ZERO:
+                continue
+            v = op.value
+            base = wt("launches", OP_LAUNCHES[op])  # its own kernels
+            if self.features in _LAYOUT_SETS:
+                unit = self._seed_time(op) if scaled else 1.0
+                # forward on either layout, with (or without) its input gradient on it
+                base += min(
+                    wt(f"n_{v}@{lay}", unit) + min(0.0, wt(f"gx_{v}@{lay}")) for lay in LAYOUTS
+                )
+                adds = [wt("adds_same", add_unit), wt("adds_mixed", add_unit)]
+                choices = [
+                    [0.0] + [a + wt("launches") for a in adds],  # first input: no add
+                    [0.0, wt(f"bw_{v}")],
+                    [0.0, wt(f"gw_{v}")],
+                    [0.0, wt("g_accum")],
+                ]
+            else:  # lut, rich: a per-op cost, plus one add unless it is a node's first input
+                c = self.op_costs[op]
+                base += wt(f"n_{v}") + wt("flops", c.flops) + wt("mem_bytes", c.mem_bytes)
+                choices = [[0.0, wt("launches")]]
+            bounds[k] = min(0.0, base + sum(min(opts) for opts in choices))
+        # a cell whose output receives nothing runs one zeros_like (a launch)
+        return bounds, bias + min(0.0, wt("launches"))
+
     # -- features ---------------------------------------------------------------
     def _costs_for(self, shape: Shape | None) -> Mapping[OpType, OpCost]:
         if shape is None or shape == self.shape:
@@ -355,7 +549,6 @@ class LatencyEstimator:
         ``num_nodes`` (row-major (i, j), i < j; absent edges are ``zero``) -> raw
         features [n, F] float64."""
         codes = codes.to(torch.int64).cpu()
-        n = codes.shape[0]
         table = torch.from_numpy(self._op_raw_table(costs))  # [8, F]
         if self.features != "seed":
             present = sorted({_CANON[c] for c in torch.unique(codes).tolist()} - {OpType.ZERO})
@@ -365,88 +558,101 @@ class LatencyEstimator:
                 raise ValueError(f"ops {unknown} are not in the estimator's op list {known}")
         if not self.live_edges_only:
             return table[codes].sum(dim=1).numpy()
-        if self.features in ("layout", "layout_bw"):
-            return self._layout_features(num_nodes, codes)
-        edges = [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]
-        node_live = [torch.ones(n, dtype=torch.bool)] + [
-            torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes - 1)
-        ]
-        edge_live = torch.zeros_like(codes, dtype=torch.bool)
-        # row-major edge order visits every edge into j after node i < j is complete
-        # only per destination, so walk destinations in order
-        by_dst = sorted(range(len(edges)), key=lambda k: (edges[k][1], edges[k][0]))
-        for k in by_dst:
-            i, j = edges[k]
-            live = (codes[:, k] != _ZERO) & node_live[i]
-            edge_live[:, k] = live
-            node_live[j] = node_live[j] | live
-        feats = (table[codes] * edge_live.unsqueeze(-1)).sum(dim=1)  # [n, F]
+        if self.features in _LAYOUT_SETS:
+            return self._layout_features(num_nodes, codes, costs)
+        walk = cell_walk(num_nodes, codes)
+        feats = (table[codes] * walk.edge_live.unsqueeze(-1)).sum(dim=1)  # [n, F]
         cols = self.columns
         if "launches" in cols:
-            live_nodes = torch.stack(node_live[1:], dim=1).sum(dim=1).to(torch.float64)
-            out_dead = (~node_live[-1]).to(torch.float64) if num_nodes > 1 else 0.0
+            live_nodes = torch.stack(walk.node_live[1:], dim=1).sum(dim=1).to(torch.float64)
+            out_dead = (~walk.node_live[-1]).to(torch.float64) if num_nodes > 1 else 0.0
             feats[:, cols.index("launches")] += out_dead - live_nodes
         return feats.numpy()
 
-    def _layout_features(self, num_nodes: int, codes: torch.Tensor) -> np.ndarray:
-        """The ``"layout"`` features [n, F] of canonical codes [n, E]: live edges counted
-        per (op, input layout), and node-sum adds split by whether the added tensor has
-        the node's layout (CellModule's order: into node j, edges by increasing src;
-        ``a + b`` keeps the layout of ``a``, the node's first input)."""
+    def _layout_features(
+        self, num_nodes: int, codes: torch.Tensor, costs: Mapping[OpType, OpCost]
+    ) -> np.ndarray:
+        """The features [n, F] of the layout sets for canonical codes [n, E]: live edges
+        counted per (op, input layout), and node-sum adds split by whether the added
+        tensor has the node's layout (CellModule's order: into node j, edges by
+        increasing src; ``a + b`` keeps the layout of ``a``, the node's first input);
+        the backward columns of ``"layout_bw"`` / ``"layout_grad"``; for
+        ``"layout_scaled"`` the counts times their seed times at ``costs``. One walk
+        over the edges in CellModule's order gives liveness and layouts together."""
         n = codes.shape[0]
         cols = self.columns
         n_ops = len(_CANON)
-        # column of (op, layout) in the feature vector; the dump column for ops never counted
-        col_of = torch.full((n_ops * 2,), len(cols), dtype=torch.int64)
-        for op in self._count_ops:
-            for t, lay in enumerate(LAYOUTS):
-                col_of[_CANON.index(op) * 2 + t] = cols.index(f"n_{op.value}@{lay}")
-        out_t = torch.tensor([OP_OUTPUT_T[op] for op in _CANON], dtype=torch.bool)  # [8, 2]
-        node_live = [torch.ones(n, dtype=torch.bool)] + [
-            torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes - 1)
-        ]
-        node_t = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
-        same = torch.zeros(n, dtype=torch.float64)
-        mixed = torch.zeros(n, dtype=torch.float64)
+        dump = len(cols)  # the column dead edges (and ops never counted) land in
+
+        def key_table(prefix: str, by_layout: bool = True) -> torch.Tensor:
+            # column of (op, input layout) keys c * 2 + t for columns f"{prefix}{op}@{lay}"
+            table = torch.full((n_ops * 2,), dump, dtype=torch.int64)
+            for op in self._count_ops:
+                for t, lay in enumerate(LAYOUTS):
+                    name = f"{prefix}{op.value}" + (f"@{lay}" if by_layout else "")
+                    if name in cols:
+                        table[_CANON.index(op) * 2 + t] = cols.index(name)
+            return table
+
+        col_of = key_table("n_")
+        has_w = _HAS_WEIGHTS
+        walk = cell_walk(num_nodes, codes)
+        node_live, node_g, same, mixed = walk.node_live, walk.node_g, walk.same, walk.mixed
         edge_cols = []  # per edge: Tensor[n] feature column it counts in (dump if dead)
-        edge_info = []  # per edge: (dst, live [n], code-layout key [n]) for backward counts
-        k_of = {e: k for k, e in enumerate(_edges(num_nodes))}
-        for j in range(1, num_nodes):
+        edge_info = []  # per edge: (src, dst, live [n], (op, layout) key [n], op [n])
+        for j in range(1, num_nodes):  # CellModule's order
             for i in range(j):
-                c = codes[:, k_of[(i, j)]]
-                live = (c != _ZERO) & node_live[i]
-                in_t = node_t[i].to(torch.int64)
-                y_t = out_t[c, in_t]
-                edge_cols.append(torch.where(live, col_of[c * 2 + in_t], len(cols)))
-                edge_info.append((i, j, live, c * 2 + in_t))
-                adds = live & node_live[j]
-                same += (adds & (y_t == node_t[j])).to(torch.float64)
-                mixed += (adds & (y_t != node_t[j])).to(torch.float64)
-                first = live & ~node_live[j]
-                node_t[j] = torch.where(first, y_t, node_t[j])
-                node_live[j] = node_live[j] | live
-        if self.features == "layout_bw":
+                k = walk.k_of[(i, j)]
+                c, live = codes[:, k], walk.edge_live[:, k]
+                key = c * 2 + walk.in_t[:, k].to(torch.int64)
+                edge_cols.append(torch.where(live, col_of[key], dump))
+                edge_info.append((i, j, live, key, c))
+        extra: dict[str, torch.Tensor] = {}
+        if self.features in ("layout_bw", "layout_grad"):
             # backward runs on the live edges from which the output is reachable through
             # live edges (a node whose result never reaches the output gets no gradient)
             reach = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
             reach[-1] = node_live[-1].clone()
-            for i, j, live, _ in sorted(edge_info, key=lambda t: -t[1]):
+            for i, j, live, *_ in sorted(edge_info, key=lambda t: -t[1]):
                 reach[i] = reach[i] | (live & reach[j])
-            bw_of = torch.full((n_ops * 2,), len(cols), dtype=torch.int64)
-            for op in self._count_ops:
-                for t in range(len(LAYOUTS)):
-                    bw_of[_CANON.index(op) * 2 + t] = cols.index(f"bw_{op.value}")
-            for _, j, live, key in edge_info:
-                edge_cols.append(torch.where(live & reach[j], bw_of[key], len(cols)))
-        width = len(cols) + 1  # last column: dump for dead edges
+            if self.features == "layout_bw":
+                bw_of = key_table("bw_", by_layout=False)
+                for _, j, live, key, _ in edge_info:
+                    edge_cols.append(torch.where(live & reach[j], bw_of[key], dump))
+            else:
+                # no gradient flows at all when the output needs none (a cell of pools)
+                runs = node_g[-1]
+                gw_of, gx_of = key_table("gw_", by_layout=False), key_table("gx_")
+                fan = [torch.zeros(n, dtype=torch.float64) for _ in range(num_nodes)]
+                for i, j, live, key, c in edge_info:
+                    bw = live & reach[j] & runs
+                    edge_cols.append(torch.where(bw & has_w[c], gw_of[key], dump))
+                    gx = bw & node_g[i]
+                    edge_cols.append(torch.where(gx, gx_of[key], dump))
+                    fan[i] += gx.to(torch.float64)
+                extra["g_accum"] = sum(torch.clamp(f - 1, min=0) for f in fan)
+        width = dump + 1
         if not edge_cols:
-            edge_cols.append(torch.full((n,), len(cols), dtype=torch.int64))
-        flat = torch.arange(n).unsqueeze(1) * width + torch.stack(edge_cols, dim=1)  # [n, E]
+            edge_cols.append(torch.full((n,), dump, dtype=torch.int64))
+        flat = torch.arange(n).unsqueeze(1) * width + torch.stack(edge_cols, dim=1)  # [n, E']
         feats = torch.bincount(flat.reshape(-1), minlength=n * width).reshape(n, width)
-        feats = feats.to(torch.float64)
-        feats = feats[:, : len(cols)]
+        feats = feats.to(torch.float64)[:, :dump]
         feats[:, cols.index("adds_same")] = same
         feats[:, cols.index("adds_mixed")] = mixed
+        for name, v in extra.items():
+            feats[:, cols.index(name)] = v
+        if self.features == "layout_scaled":
+            # kernels: each live op's own, plus every add (a dead output's zeros_like: 1)
+            launches = same + mixed + (~node_live[-1]).to(torch.float64)
+            for op in self._count_ops:
+                for lay in LAYOUTS:
+                    k = cols.index(f"n_{op.value}@{lay}")
+                    launches += OP_LAUNCHES[op] * feats[:, k]
+                    feats[:, k] *= self._seed_time(op, costs)
+            add = self._add_scale(costs)
+            feats[:, cols.index("adds_same")] *= add
+            feats[:, cols.index("adds_mixed")] *= add
+            feats[:, cols.index("launches")] = launches
         return feats.numpy()
 
     def _cells_to_codes(self, cells: Sequence[Cell]) -> dict[int, tuple[list[int], torch.Tensor]]:
@@ -589,7 +795,10 @@ class LatencyEstimator:
 
     # -- fitting ---------------------------------------------------------------------
     def calibrate(
-        self, points: Sequence[CalibrationPoint], weighting: str = "absolute"
+        self,
+        points: Sequence[CalibrationPoint],
+        weighting: str = "absolute",
+        ridge: float = 0.0,
     ) -> LatencyEstimator:
         """Fit weights and bias by least squares on rows [features..., 1].
 
@@ -598,6 +807,12 @@ class LatencyEstimator:
         errors (pred / latency - 1), the quantity the +-10% metric counts; otherwise
         the largest cells dominate the fit and small ones get large relative errors.
         Latencies must then be > 0.
+
+        ``ridge`` > 0 adds ``ridge * |w|^2`` over the weights of the column-scaled design
+        (each column divided by its largest magnitude; the bias is not penalised): a
+        column that is zero for every point then gets weight 0 and near-collinear columns
+        share their effect, instead of raising. 1e-6 (what ``nas calibrate`` uses) moves
+        a well-posed fit by far less than the timing noise.
 
         Raises ValueError for fewer points than coefficients, non-finite latencies, or a
         rank-deficient design (the message names the columns that are linearly
@@ -623,6 +838,20 @@ class LatencyEstimator:
             design, y = design / y[:, None], np.ones_like(y)
         names = self.columns + ["bias"]
         scale = np.abs(design).max(axis=0)
+        if not (math.isfinite(ridge) and ridge >= 0):
+            raise ValueError(f"ridge must be finite and >= 0, got {ridge!r}")
+        if ridge > 0:  # columns zero for every point are left out: weight exactly 0
+            used = np.flatnonzero(scale > 0)
+            sub = design[:, used] / scale[used]
+            pen = np.sqrt(ridge) * np.eye(len(used))
+            pen[:, used == n_coef - 1] = 0.0  # no penalty on the bias
+            sol = np.linalg.lstsq(
+                np.concatenate([sub, pen]), np.concatenate([y, np.zeros(len(used))]), rcond=None
+            )[0]
+            coef = np.zeros(n_coef)
+            coef[used] = sol / scale[used]
+            self._set_solution(coef)
+            return self
         zero_cols = [names[k] for k in np.flatnonzero(scale == 0)]
         if zero_cols:
             raise ValueError(
@@ -649,11 +878,13 @@ class LatencyEstimator:
                 f"rank-deficient design: {len(names)} coefficients but the columns {involved} "
                 f"are linearly dependent on these points ({hint})"
             )
-        coef = sol / scale
+        self._set_solution(sol / scale)
+        return self
+
+    def _set_solution(self, coef: np.ndarray) -> None:
         self._weights = coef[:-1].copy()
         self.bias = float(coef[-1])
         self.calibrated = True
-        return self
 
     def predict_points(self, points: Sequence[CalibrationPoint]) -> np.ndarray:
         """Predictions [n] for the points' cells (each at its own shape)."""
@@ -739,6 +970,109 @@ def _edges(num_nodes: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]
 
 
+def latency_coeffs(
+    hw: HWProfile, estimator: LatencyEstimator | None = None
+) -> tuple[np.ndarray, float]:
+    """(coeffs [3], bias) over ``op_feature_table``'s columns (flops, mem_bytes, params)
+    that give an additive latency model's estimate in seconds: by default the seed's
+    uncalibrated model on ``hw``, flops / (GFLOP/s * 1e9) + bytes / (GB/s * 1e9).
+
+    ``estimator``: a calibrated ``LatencyEstimator`` with the additive ``"seed"`` feature
+    set (its coefficients are used; the cost table passed to the kernels must then be
+    the one it was calibrated with).
+    """
+    est = estimator if estimator is not None else LatencyEstimator(hw)
+    if not est.additive:
+        raise ValueError(
+            f"estimator with feature set {est.features!r} is not additive over edges; "
+            "only 'seed' estimators can drive the scoring kernels"
+        )
+    weights, bias = est.coeffs()
+    coeffs = np.zeros(len(FEATURE_NAMES))
+    for col, w in zip(est.columns, weights.tolist(), strict=True):
+        coeffs[FEATURE_NAMES.index(col)] = w
+    return coeffs, bias
+
+
+@dataclass(frozen=True)
+class ExactTopK:
+    """The k fastest cells under an estimator's full model, fastest first (ties to the
+    lower index). indices Tensor[n] int64; scores Tensor[n] float64 (the estimate,
+    seconds); features Tensor[n, F] (the constraint table's columns); ``reranked``:
+    how many candidates the full model scored (0 for an additive model, whose scan
+    score is exact); ``rounds``: additive scans run (each keeps more candidates)."""
+
+    indices: torch.Tensor
+    scores: torch.Tensor
+    features: torch.Tensor
+    reranked: int
+    rounds: int
+
+
+def top_k_exact(
+    space: SearchSpace,
+    estimator: LatencyEstimator,
+    k: int,
+    op_features: np.ndarray,
+    constraints: Mapping[int, tuple[float | None, float | None]] | None = None,
+    *,
+    progress: bool = False,
+    connected_only: bool = False,
+    distinct: bool = False,
+) -> ExactTopK:
+    """The k cells of ``space`` with the lowest ``estimator`` estimate among those that
+    satisfy ``constraints`` (on ``op_features`` [K, F] columns, as ``top_k_cells``) and
+    the cell filters (``connected_only``, ``distinct``: nas.enumerate), exactly, by an
+    exhaustive native scan.
+
+    An additive model is scanned with its own per-op costs. Any other is scanned with
+    :meth:`LatencyEstimator.edge_bounds`, an additive LOWER bound of the full estimate
+    of every cell: the scan keeps the k' cells with the lowest bound, the full model
+    re-ranks them, and the answer is proven once the k'-th bound exceeds the k-th full
+    estimate (no cell left out can then beat it); otherwise k' grows 4x and the scan
+    runs again, up to ``nas.enumerate.MAX_TOP_K`` candidates."""
+    from .enumerate import MAX_TOP_K, top_k_cells
+
+    k = _check_int("k", k, 1)
+    table = np.asarray(op_features, dtype=np.float64)
+    if table.ndim != 2 or table.shape[0] != space.num_ops:
+        raise ValueError(f"op_features must be [num_ops={space.num_ops}, F], got {table.shape}")
+    bounds, const = estimator.edge_bounds(space.ops)
+    scan_table = np.concatenate([table, bounds[:, None]], axis=1)  # last column: the score
+    coeffs = np.zeros(scan_table.shape[1])
+    coeffs[-1] = 1.0
+    keep = k if estimator.additive else min(MAX_TOP_K, max(4 * k, 256))
+    rounds = 0
+    while True:
+        rounds += 1
+        res = top_k_cells(
+            space, scan_table, coeffs, max(k, keep), constraints, bias=const, progress=progress,
+            connected_only=connected_only, distinct=distinct,
+        )  # fmt: skip
+        idx = torch.as_tensor(res.indices, dtype=torch.int64)
+        feats = torch.as_tensor(res.features)[:, :-1]
+        if estimator.additive:
+            return ExactTopK(idx, torch.as_tensor(res.scores), feats, 0, rounds)
+        full = estimator.estimate_batch(idx, space) if len(idx) else np.zeros(0)
+        order = np.lexsort((idx.numpy(), full))
+        bound = res.scores.numpy()
+        if len(idx) < keep:
+            break  # every qualifying cell was a candidate
+        kth = full[order[k - 1]]
+        # rounding: the bound sums its terms in another order than the estimate
+        if bound[-1] > kth + 1e-6 * max(abs(kth), abs(bound[-1])):
+            break
+        if keep >= MAX_TOP_K:
+            raise ValueError(
+                f"could not prove the top {k} of the {estimator.features!r} model with "
+                f"{keep:,} candidates (the additive bound is too loose for this model); "
+                "lower k or tighten the constraints"
+            )
+        keep = min(MAX_TOP_K, 4 * keep)
+    top = torch.from_numpy(order[:k])
+    return ExactTopK(idx[top], torch.from_numpy(full[order[:k]]), feats[top], len(idx), rounds)
+
+
 def load_estimator(path: str | os.PathLike[str]) -> LatencyEstimator:
     """:meth:`LatencyEstimator.load`."""
     return LatencyEstimator.load(path)
@@ -774,7 +1108,9 @@ def expected_latency(
     const = bias
     for col in ("launches", "adds_same"):
         if col in estimator.columns:
-            const -= (space.num_nodes - 1) * w[estimator.columns.index(col)]
+            # the raw unit of one add: skip_connect's row (no kernel of its own, one add)
+            unit = estimator.feature_table([OpType.SKIP_CONNECT])[0, estimator.columns.index(col)]
+            const -= (space.num_nodes - 1) * unit * w[estimator.columns.index(col)]
     lat = torch.as_tensor(per_op, dtype=alpha.dtype, device=alpha.device)
     probs = torch.softmax(alpha.reshape(e, k), dim=-1)
     return (probs * lat).sum() + const
@@ -787,8 +1123,13 @@ __all__ = [
     "CalibrationPoint",
     "LatencyEstimator",
     "accuracy_metrics",
+    "ExactTopK",
     "expected_latency",
+    "fastest_overlap",
+    "kendall_tau",
+    "latency_coeffs",
     "load_estimator",
     "r_squared",
+    "top_k_exact",
     "write_json_atomic",
 ]
