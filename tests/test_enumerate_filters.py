@@ -197,7 +197,7 @@ def test_connected_top_1_is_not_the_all_zero_cell():
     # model"; connected_only gives the fastest cell that computes something.
     space = nas.SearchSpace(4, "all")
     table = nas.op_feature_table(space.ops)
-    coeffs, bias = nas.enumerate.latency_coeffs(nas.hw_profile("dgx_spark"))
+    coeffs, bias = nas.latency_coeffs(nas.hw_profile("dgx_spark"))
     plain = nas.top_k_cells(space, table, coeffs, 3, bias=bias, prune_dead=True)
     assert not space.cell(int(plain.indices[0])).live_nodes()  # disconnected
     conn = nas.top_k_cells(space, table, coeffs, 3, bias=bias, prune_dead=True, connected_only=True)
@@ -234,7 +234,7 @@ def test_filtered_search_at_6_nodes():
     # and the cells are ranked by score.
     space = nas.SearchSpace(6, "all")
     table = nas.op_feature_table(space.ops)
-    coeffs, bias = nas.enumerate.latency_coeffs(nas.hw_profile("dgx_spark"))
+    coeffs, bias = nas.latency_coeffs(nas.hw_profile("dgx_spark"))
     res = nas.search_top_k(space, table, coeffs, 5, bias=bias, connected_only=True, distinct=True)
     assert len(res.indices) == 5
     for i in res.indices.tolist():
@@ -252,7 +252,7 @@ def test_filtered_search_with_exact_sums(nodes):
     # connected) and redone cell by cell otherwise (the fastest: the all-zero cell).
     space = nas.SearchSpace(nodes, "all")
     table = nas.op_feature_table(space.ops)
-    coeffs, bias = nas.enumerate.latency_coeffs(nas.hw_profile("dgx_spark"))
+    coeffs, bias = nas.latency_coeffs(nas.hw_profile("dgx_spark"))
     cons = {2: (36_864, 50_000)}
     kw = dict(largest=True, bias=bias, time_limit=30.0)
     plain = nas.search_top_k(space, table, coeffs, 7, cons, **kw)
