@@ -13,6 +13,7 @@ table against the per-cell reference ``nas.ops._reference``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import time
 
@@ -154,13 +155,45 @@ def _best(fn, repeat: int) -> float:
     return min(times)
 
 
+def filter_table(space, table, coeffs, bias, repeat: int) -> None:
+    """Scan cost of the cell filters (connected_only, distinct) over the whole space,
+    with and without them, alternated so a busy machine slows both alike. top-10 also
+    changes with the filters (a looser k-th best skips fewer tiles); count visits every
+    cell either way, so its ratio is the filters' own cost."""
+    print("| params <= 50k | filters | s (best of runs) | cells/s | x no filter |")
+    print("|---|---|---:|---:|---:|")
+    cons = {2: (None, 50_000)}
+    n = space.num_cells()
+    on = {"connected_only": True}
+    both = {"connected_only": True, "distinct": True}
+    variants = [("none", {}), ("connected_only", on), ("connected_only + distinct", both)]
+    for query, prune in itertools.product(("top-10", "count"), (False, True)):
+        best = {name: float("inf") for name, _ in variants}
+        for _ in range(repeat):
+            for name, kw in variants:
+                t = time.perf_counter()
+                if query == "count":
+                    count_cells(space, table, cons, prune_dead=prune, **kw)
+                else:
+                    top_k_cells(space, table, coeffs, 10, cons, bias=bias, prune_dead=prune, **kw)
+                best[name] = min(best[name], time.perf_counter() - t)
+        for name, _ in variants:
+            mode = f"{query}{', prune_dead' if prune else ''}"
+            print(f"| {mode} | {name} | {best[name]:.3f} | {n / best[name]:.3g} | "
+                  f"{best[name] / best['none']:.2f} |")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--numpy-cells", type=int, default=1 << 22, help="cells the numpy run scans")
     ap.add_argument("--shapes-only", action="store_true", help="only the constraint-shape table")
     ap.add_argument("--no-numpy", action="store_true", help="skip numpy in the shape table")
+    ap.add_argument("--filters", action="store_true", help="only the cell filters' cost table")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = ap.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     space = nas.SearchSpace(5)
     n = space.num_cells()
@@ -177,6 +210,9 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
           f"threads, torch {torch.__version__}, nas {nas.__version__}")  # fmt: skip
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    if args.filters:
+        filter_table(space, table, coeffs, bias, args.repeat)
+        return
     shape_table(space, table, coeffs, bias, args.repeat, not args.no_numpy)
     if args.shapes_only:
         return

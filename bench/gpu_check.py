@@ -17,6 +17,8 @@ What it runs (device = cuda):
   bfloat16 / float16, contiguous and [B, D, N] conv-layout param outputs, small, odd
   and past-one-grid sizes (forward grid: 2**20 blocks of 256), vs the CPU kernel and
   the float64 reference (nas.ops.mixed_op.TOLERANCES).
+- the cell filters (connected_only, distinct) in every enumerate op, with and without
+  prune_dead, k across the CUDA top-k's list sizes: device vs CPU kernel vs reference.
 - every device op twice: bitwise identical (determinism).
 - timings: the mixed op's bytes moved per second against the device's measured copy
   bandwidth (``y.copy_(x)`` moving the same bytes), and the enumeration scan in cells/s.
@@ -252,6 +254,44 @@ def check_enumerate(rep: Report, device: str, dry: bool) -> None:
         return f"histogram and Pareto front ({len(p.indices)} points): device = CPU kernel"
 
     rep.check("score_histogram + pareto_front", f"6 nodes, [{big_start}, +{mid})", hist_pareto)
+    rep.check("filters (connected_only, distinct)", "5 nodes, [123457, +200003)",
+              lambda: _filters(s5, table, coeffs, bias, device))  # fmt: skip
+
+
+def _filters(space: nas.SearchSpace, table: torch.Tensor, coeffs: torch.Tensor, bias: float,
+             device: str) -> str:  # fmt: skip
+    """The cell filters in every op, with and without prune_dead, k across the CUDA
+    kernel's list sizes (1, 4, 16, 64 entries): device vs CPU kernel, and the CPU
+    kernel's top-k vs the numpy reference (nas.ops._reference)."""
+    start, count = 123_457, 200_003
+    cons = {2: (None, 50_000)}
+    zero = space.ops.index(nas.OpType.ZERO)
+    low = torch.full((3,), -float("inf"), dtype=torch.float64)
+    high = torch.tensor([float("inf"), float("inf"), 50_000.0], dtype=torch.float64)
+    for prune, co, di in itertools.product((False, True), repeat=3):
+        kw = dict(start=start, count=count, prune_dead=prune, connected_only=co, distinct=di)
+        what = f"prune_dead={prune}, connected_only={co}, distinct={di}"
+        for k, largest in itertools.product((1, 3, 10, 17, 64), (False, True)):
+            got = nas.top_k_cells(space, table, coeffs, k, cons, bias=bias, largest=largest,
+                                  device=device, **kw)  # fmt: skip
+            cpu = nas.top_k_cells(space, table, coeffs, k, cons, bias=bias, largest=largest, **kw)
+            _equal(got, cpu, f"top-{k} device vs CPU ({what}, largest={largest})")
+            if k == 17:
+                args = (low, high, space.num_nodes, zero, prune, start, count, k, largest, co, di)
+                ref = _reference.enumerate_top_k(table, coeffs, bias, *args)
+                _equal((cpu.indices, cpu.scores, cpu.features), ref, f"CPU vs reference ({what})")
+        cnt = nas.count_cells(space, table, cons, device=device, **kw)
+        _equal(cnt, nas.count_cells(space, table, cons, **kw), f"count ({what})")
+        h = nas.score_histogram(space, table, coeffs, 9, None, cons, bias=bias, device=device,
+                                **kw)  # fmt: skip
+        _equal(h, nas.score_histogram(space, table, coeffs, 9, None, cons, bias=bias, **kw),
+               f"histogram ({what})")  # fmt: skip
+        p = nas.pareto_front(space, table, [coeffs, 2], cons, device=device, **kw)
+        _equal(p, nas.pareto_front(space, table, [coeffs, 2], cons, **kw), f"pareto ({what})")
+    return (
+        "8 filter x prune_dead variants, top-k (k = 1..64) / count / histogram / pareto: "
+        "device = CPU kernel = reference"
+    )
 
 
 def time_enumerate(rep: Report, device: str, dry: bool) -> None:

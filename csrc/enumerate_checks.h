@@ -89,4 +89,21 @@ inline void check_coeffs_1d(const at::Tensor& coeffs) {
   TORCH_CHECK_VALUE(coeffs.dim() == 1, "coeffs must be 1-D [F], got ", coeffs.sizes());
 }
 
+// The arguments of a scan with one score row and feature bounds (top_k, count and the
+// search): each op's argument struct (enumerate_<op>_checks.h) extends it.
+struct BoundedScanArgs {
+  const at::Tensor &op_features, &coeffs;  // [num_ops, F], [F] float64
+  double bias;
+  const at::Tensor &low, &high;  // [F] float64, -inf / +inf for none
+  int64_t num_nodes, zero_op;
+  bool prune_dead;
+  int64_t start, count;  // cells [start, start + count)
+};
+
+inline void check_bounded_scan(const BoundedScanArgs& a) {
+  check_coeffs_1d(a.coeffs);
+  check_scan_inputs(a.op_features, a.coeffs, a.bias, &a.low, &a.high, a.num_nodes, a.zero_op,
+                    a.start, a.count);
+}
+
 }  // namespace nas::enumerate

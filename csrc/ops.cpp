@@ -21,27 +21,31 @@ TORCH_LIBRARY(nas, m) {
       "Tensor[] param_outputs, bool[3] output_mask=[True, True, True]) "
       "-> (Tensor, Tensor, Tensor[])");
   // Exhaustive scans of a cell search space (nas/enumerate.py; kernels in
-  // csrc/cpu/enumerate_<op>.cpp, csrc/cuda/enumerate_cells.cu). op_features:
+  // csrc/cpu/enumerate_<op>.cpp, csrc/cuda/enumerate_<op>.{cu,cpp}). op_features:
   // [num_ops, F] float64 per-op features; a cell's features are their sums over its
   // edges, its score bias + coeffs . features; low/high: [F] inclusive bounds
   // (+-inf for none); zero_op: code of the zero op or -1; cells [start, start+count).
+  // connected_only / distinct: keep only cells whose output depends on the input /
+  // whose every non-zero edge is live (one per pruned cell); see filter_passes in
+  // csrc/enumerate_cells.h. Both off by default.
   m.def(
       "enumerate_score_cells(Tensor op_features, Tensor coeffs, float bias, int num_nodes, "
       "int zero_op, bool prune_dead, int start, int count) -> (Tensor, Tensor)");
   m.def(
       "enumerate_top_k(Tensor op_features, Tensor coeffs, float bias, Tensor low, Tensor high, "
-      "int num_nodes, int zero_op, bool prune_dead, int start, int count, int k, bool largest) "
-      "-> (Tensor, Tensor, Tensor)");
+      "int num_nodes, int zero_op, bool prune_dead, int start, int count, int k, bool largest, "
+      "bool connected_only=False, bool distinct=False) -> (Tensor, Tensor, Tensor)");
   m.def(
       "enumerate_count(Tensor op_features, Tensor coeffs, float bias, Tensor low, Tensor high, "
       "int num_nodes, int zero_op, bool prune_dead, int start, int count, int bins, "
-      "float hist_min, float hist_max) -> (Tensor, Tensor)");
+      "float hist_min, float hist_max, bool connected_only=False, bool distinct=False) "
+      "-> (Tensor, Tensor)");
   m.def(
       "enumerate_pareto(Tensor op_features, Tensor objectives, Tensor low, Tensor high, "
-      "int num_nodes, int zero_op, bool prune_dead, int start, int count) "
-      "-> (Tensor, Tensor, Tensor)");
+      "int num_nodes, int zero_op, bool prune_dead, int start, int count, "
+      "bool connected_only=False, bool distinct=False) -> (Tensor, Tensor, Tensor)");
   m.def(
       "enumerate_search_top_k(Tensor op_features, Tensor coeffs, float bias, Tensor low, "
-      "Tensor high, int num_nodes, int k, bool largest, int max_nodes) "
-      "-> (Tensor, Tensor, Tensor)");
+      "Tensor high, int num_nodes, int k, bool largest, int max_nodes, int zero_op=-1, "
+      "bool connected_only=False, bool distinct=False) -> (Tensor, Tensor, Tensor)");
 }

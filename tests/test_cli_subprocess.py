@@ -33,8 +33,8 @@ def gguf(tmp_path_factory):
     [
         (["space", "--nodes", "3", "--json"], lambda d: d["num_cells"] == 8**3),
         (["info", "--json"], lambda d: d["native"] is True and "cpu" in d["backends"]),
-        (["enumerate", "--nodes", "3", "--top-k", "4", "--count", "--json"],
-         lambda d: len(d["cells"]) == 4 and d["qualifying_cells"] == 8**3),
+        (["enumerate", "--nodes", "3", "--top-k", "4", "--count", "--allow-disconnected",
+          "--json"], lambda d: len(d["cells"]) == 4 and d["qualifying_cells"] == 8**3),
         (["inspect", "GGUF", "--json"], lambda d: d["architecture"] == "nas"),
         (["calibrate", "--cells", "8", "--nodes", "3", "--shape", "2,4,8", "--rounds", "2",
           "--warmup", "1", "--min-block-ms", "0", "--repeat", "none", "--json"],

@@ -452,6 +452,11 @@ def test_opcheck():
         (ops.enumerate_top_k, (t, c, 0.0, lo, hi, 4, 3, False, 0, 4096, 5, False)),
         (ops.enumerate_pareto, (t, torch.stack([c, c.flip(0)]), lo, hi, 4, 3, False, 0, 4096)),
         (ops.enumerate_search_top_k, (t, c, 0.0, lo, hi, 4, 5, False, 1000)),
+        # the cell filters (connected_only, distinct; tests/test_enumerate_filters.py)
+        (ops.enumerate_count, (t, c, 0.0, lo, hi, 4, 3, True, 0, 4096, 4, 0.0, 1e-3, True, True)),
+        (ops.enumerate_top_k, (t, c, 0.0, lo, hi, 4, 3, True, 0, 4096, 5, False, True, False)),
+        (ops.enumerate_pareto, (t, torch.stack([c, c]), lo, hi, 4, 3, False, 0, 99, False, True)),
+        (ops.enumerate_search_top_k, (t, c, 0.0, lo, hi, 4, 5, False, 1000, 3, True, True)),
     ]
     for op, args in cases:
         result = torch.library.opcheck(op.default, args)  # every test, none skipped
@@ -497,6 +502,13 @@ def test_fakes_shapes_and_dtypes():
         assert v.shape[1] == 2 and n.dtype == torch.int64
         h, tot = ops.enumerate_count(ft, fc, 0.0, flo, fhi, 4, 3, False, 0, 9, 7, 0.0, 1.0)
         assert tuple(h.shape) == (9,) and tuple(tot.shape) == (2,)
+        # with the cell filters
+        h, _ = ops.enumerate_count(ft, fc, 0.0, flo, fhi, 4, 3, True, 0, 9, 5, 0.0, 1.0, True, True)
+        assert tuple(h.shape) == (7,)
+        idx, _, _ = ops.enumerate_top_k(ft, fc, 0.0, flo, fhi, 4, 3, True, 0, 99, 5, False, True)
+        assert idx.dtype == torch.int64
+        codes, _, _ = ops.enumerate_search_top_k(ft, fc, 0.0, flo, fhi, 4, 5, False, 9, 3, True)
+        assert codes.shape[1] == 6
 
 
 @pytest.mark.skipif(not nas.has_native(), reason="nas._C not built")
@@ -521,7 +533,8 @@ def test_cli_enumerate_json(capsys):
     space = nas.SearchSpace(4)
     table = nas.op_feature_table(space.ops)
     coeffs, _ = latency_coeffs(nas.hw_profile("dgx_spark"))
-    ref = top_k_cells(space, table, coeffs, 5, {2: (None, 50_000)})
+    # the CLI lists connected cells unless --allow-disconnected
+    ref = top_k_cells(space, table, coeffs, 5, {2: (None, 50_000)}, connected_only=True)
     assert [r["index"] for r in doc["cells"]] == ref.indices.tolist()
     assert [r["latency_s"] for r in doc["cells"]] == ref.scores.tolist()
     assert all(r["params"] <= 50_000 for r in doc["cells"])

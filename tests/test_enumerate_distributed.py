@@ -72,8 +72,9 @@ def test_plot_front_is_the_exact_pareto_front(docs):
     table = op_feature_table(space.ops)
     coeffs, bias = latency_coeffs(hw_profile("dgx_spark"))
     # least latency, most parameters (minimising both, the empty cell alone is the front)
+    # over the connected cells, which `nas enumerate` lists by default
     front = pareto_front(space, table, [coeffs, [0, 0, -1]], {2: (None, 30000.0)},
-                         prune_dead=True)  # fmt: skip
+                         prune_dead=True, connected_only=True)  # fmt: skip
     rows = doc["pareto_front"]
     assert [r["index"] for r in rows] == front.indices.tolist()
     assert [r["params"] for r in rows] == (-front.values[:, 1]).tolist()
@@ -122,6 +123,14 @@ def test_merge_of_shards_equals_one_scan(monkeypatch):
         (en.top_k_cells, de.top_k_cells, (space, table, 1, 9, None), {"largest": True}),
         (en.pareto_front, de.pareto_front, (space, table, [coeffs, 2], cons), {}),
         (en.count_cells, de.count_cells, (space, table, cons), {"prune_dead": True}),
+        # the cell filters pass through to every shard
+        (
+            en.top_k_cells,
+            de.top_k_cells,
+            (space, table, coeffs, 5, cons),
+            {"prune_dead": True, "connected_only": True, "distinct": True},
+        ),
+        (en.count_cells, de.count_cells, (space, table, cons), {"connected_only": True}),
         (en.score_histogram, de.score_histogram, (space, table, coeffs, 13), {}),
     )
     for lib, dist_fn, args, kw in cases:

@@ -955,9 +955,16 @@ def test_cli_enumerate_calibration_reranks_exactly(tmp_path, capsys):
     assert main([*argv, "--calibration", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     full = est.estimate_batch(torch.arange(space.num_cells()), space)
+    # `nas enumerate` ranks the connected cells unless --allow-disconnected
+    from nas.ops._reference import enumerate_filter
+
+    idx = np.arange(space.num_cells())
+    conn = enumerate_filter(space.num_ops, 4, space.ops.index(nas.OpType.ZERO), idx, True, False)
     got = [r["index"] for r in doc["cells"]]
-    np.testing.assert_allclose(full[got], np.sort(full)[:7], rtol=1e-12)
-    assert [r["latency_s"] for r in doc["cells"]] == pytest.approx(np.sort(full)[:7].tolist())
+    assert conn[got].all()
+    np.testing.assert_allclose(full[got], np.sort(full[conn])[:7], rtol=1e-12)
+    want = np.sort(full[conn])[:7].tolist()
+    assert [r["latency_s"] for r in doc["cells"]] == pytest.approx(want)
     assert doc["reranked"] >= 7 and "re-ranked" in doc["method"]
     assert main([*argv, "--calibration", str(path)]) == 0
     assert "re-ranked" in capsys.readouterr().out

@@ -23,12 +23,15 @@ struct Counter : Bounds {
   std::vector<int64_t> hist;  // [bins + 2]: below hmin, the bins, at or above hmax
   uint8_t ok[kTile];
 
-  void tile(int64_t, const double* score, const double* feat, const uint8_t* canon, int64_t n) {
+  void tile(int64_t, const double* score, const double* feat, const uint8_t* canon,
+            const uint8_t* keep, int64_t n) {
     if (HasCons) {
       constraint_tile(feat, n, F, lo, hi, ok);
     } else {
       for (int64_t j = 0; j < n; ++j) ok[j] = 1;
     }
+    if (keep)
+      for (int64_t j = 0; j < n; ++j) ok[j] &= keep[j];
     int64_t cnt = 0, dis = 0;
     for (int64_t j = 0; j < n; ++j) {
       cnt += ok[j];
@@ -63,16 +66,12 @@ std::tuple<std::vector<int64_t>, int64_t, int64_t> run_count(const Ctx& c, int64
   return {hist, n, d};
 }
 
-std::tuple<at::Tensor, at::Tensor> enumerate_count_cpu(
-    const at::Tensor& op_features,  // [num_ops, F] float64
-    const at::Tensor& coeffs,       // [F] float64
-    double bias, const at::Tensor& low, const at::Tensor& high, int64_t num_nodes, int64_t zero_op,
-    bool prune_dead, int64_t start, int64_t count, int64_t bins, double hist_min, double hist_max) {
-  check_count_args(op_features, coeffs, bias, low, high, num_nodes, zero_op, start, count, bins,
-                   hist_min, hist_max);
-  const Scan s =
-      make_scan(op_features, coeffs, 1, bias, &low, &high, num_nodes, zero_op, prune_dead);
+CountOut enumerate_count_cpu(const CountArgs& a) {
+  const Scan s = make_scan(a.op_features, a.coeffs, 1, a.bias, &a.low, &a.high, a.num_nodes,
+                           a.zero_op, a.prune_dead, {a.connected_only, a.distinct});
   const Ctx& c = s.c;
+  const int64_t start = a.start, count = a.count, bins = a.bins;
+  const double hist_min = a.hist_min, hist_max = a.hist_max;
   std::tuple<std::vector<int64_t>, int64_t, int64_t> r;
   if (bins > 0)
     r = s.has_cons ? run_count<true, true>(c, start, count, s.lp, s.hp, bins, hist_min, hist_max)
@@ -81,9 +80,9 @@ std::tuple<at::Tensor, at::Tensor> enumerate_count_cpu(
     r = s.has_cons ? run_count<true, false>(c, start, count, s.lp, s.hp, 0, 0.0, 1.0)
                    : run_count<false, false>(c, start, count, s.lp, s.hp, 0, 0.0, 1.0);
   const auto& hv = std::get<0>(r);
-  at::Tensor hist = at::empty({bins + 2}, op_features.options().dtype(at::kLong));
+  at::Tensor hist = at::empty({bins + 2}, a.op_features.options().dtype(at::kLong));
   std::copy(hv.begin(), hv.end(), hist.mutable_data_ptr<int64_t>());
-  at::Tensor totals = at::empty({2}, op_features.options().dtype(at::kLong));
+  at::Tensor totals = at::empty({2}, a.op_features.options().dtype(at::kLong));
   totals.mutable_data_ptr<int64_t>()[0] = std::get<1>(r);
   totals.mutable_data_ptr<int64_t>()[1] = std::get<2>(r);
   return {hist, totals};
@@ -91,6 +90,6 @@ std::tuple<at::Tensor, at::Tensor> enumerate_count_cpu(
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(nas, CPU, m) { m.impl("enumerate_count", &enumerate_count_cpu); }
+TORCH_LIBRARY_IMPL(nas, CPU, m) { m.impl("enumerate_count", &count_entry<enumerate_count_cpu>); }
 
 }  // namespace nas::enumerate::cpu

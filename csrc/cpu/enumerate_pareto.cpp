@@ -35,8 +35,11 @@ struct Pareto : Bounds {
     front.insert(it, PEntry{a, b, i, 1});
   }
 
-  void tile(int64_t idx0, const double* score, const double* feat, const uint8_t*, int64_t n) {
+  void tile(int64_t idx0, const double* score, const double* feat, const uint8_t*,
+            const uint8_t* keep, int64_t n) {
     if (HasCons) constraint_tile(feat, n, F, lo, hi, ok);
+    if (HasCons && keep)
+      for (int64_t j = 0; j < n; ++j) ok[j] &= keep[j];
     for (int64_t j = 0; j < n; ++j)
       if (!HasCons || ok[j]) insert(score[j], score[kTile + j], idx0 + j);
   }
@@ -68,21 +71,19 @@ std::vector<PEntry> run_pareto(const Ctx& c, int64_t start, int64_t count, const
   return out;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> enumerate_pareto_cpu(
-    const at::Tensor& op_features,  // [num_ops, F] float64
-    const at::Tensor& objectives,   // [2, F] float64: objective r = sum_f objectives[r, f] * f
-    const at::Tensor& low, const at::Tensor& high, int64_t num_nodes, int64_t zero_op,
-    bool prune_dead, int64_t start, int64_t count) {
-  check_pareto_args(op_features, objectives, low, high, num_nodes, zero_op, start, count);
-  const Scan s =
-      make_scan(op_features, objectives, 2, 0.0, &low, &high, num_nodes, zero_op, prune_dead);
+}  // namespace
+
+ParetoOut enumerate_pareto_run(const ParetoArgs& a) {
+  const Scan s = make_scan(a.op_features, a.objectives, 2, 0.0, &a.low, &a.high, a.num_nodes,
+                           a.zero_op, a.prune_dead, {a.connected_only, a.distinct});
   const Ctx& c = s.c;
-  const std::vector<PEntry> front = s.has_cons ? run_pareto<true>(c, start, count, s.lp, s.hp)
-                                               : run_pareto<false>(c, start, count, s.lp, s.hp);
+  const std::vector<PEntry> front = s.has_cons ? run_pareto<true>(c, a.start, a.count, s.lp, s.hp)
+                                               : run_pareto<false>(c, a.start, a.count, s.lp, s.hp);
   const int64_t n = static_cast<int64_t>(front.size());
-  at::Tensor idx = at::empty({n}, op_features.options().dtype(at::kLong));
-  at::Tensor val = at::empty({n, 2}, op_features.options());
-  at::Tensor mult = at::empty({n}, op_features.options().dtype(at::kLong));
+  const auto opts = a.op_features.options();
+  at::Tensor idx = at::empty({n}, opts.dtype(at::kLong));
+  at::Tensor val = at::empty({n, 2}, opts);
+  at::Tensor mult = at::empty({n}, opts.dtype(at::kLong));
   for (int64_t r = 0; r < n; ++r) {
     idx.mutable_data_ptr<int64_t>()[r] = front[r].i;
     val.mutable_data_ptr<double>()[2 * r] = front[r].a;
@@ -92,8 +93,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> enumerate_pareto_cpu(
   return {idx, val, mult};
 }
 
-}  // namespace
-
-TORCH_LIBRARY_IMPL(nas, CPU, m) { m.impl("enumerate_pareto", &enumerate_pareto_cpu); }
+TORCH_LIBRARY_IMPL(nas, CPU, m) { m.impl("enumerate_pareto", &pareto_entry<enumerate_pareto_run>); }
 
 }  // namespace nas::enumerate::cpu

@@ -46,6 +46,9 @@ struct Ctx {
   int64_t M = 1;
   int zero_op = -1;
   bool prune = false;
+  // Cell filters (filter_passes in enumerate_cells.h); `filter`: some filter can drop
+  // a cell (never without a zero op).
+  bool connected_only = false, distinct = false, filter = false;
   const double* T = nullptr;       // [K, F]
   int R = 0;                       // score rows (1, or 2 for a Pareto front)
   const double* coeffs = nullptr;  // [R, F]
@@ -66,13 +69,18 @@ constexpr int64_t kMaskedMaxBytes = int64_t{16} << 20;
 
 // Row r's score of outer (or inner) sums x[F]: the left-to-right dot product.
 inline double dot(const double* coeffs, const double* x, int F, double start) {
-  double s = start;
-  for (int f = 0; f < F; ++f) s = s + coeffs[f] * x[f];
-  return s;
+  return dot_rn(coeffs, x, F, start);
 }
 
+// The filters a scan applies (nas.enumerate's connected_only / distinct).
+struct Filters {
+  bool connected_only = false;
+  bool distinct = false;
+};
+
 inline Ctx make_ctx(const double* T, int64_t K, int64_t F, int64_t N, int64_t zero_op, bool prune,
-                    const double* coeffs, int64_t R, double bias, std::vector<int> need) {
+                    const double* coeffs, int64_t R, double bias, std::vector<int> need,
+                    Filters filters = {}) {
   Ctx c;
   c.R = static_cast<int>(R);
   c.coeffs = coeffs;
@@ -90,6 +98,9 @@ inline Ctx make_ctx(const double* T, int64_t K, int64_t F, int64_t N, int64_t ze
   c.zero_op = static_cast<int>(zero_op);
   // Without a zero op every edge is non-zero and every node alive: pruning is a no-op.
   c.prune = prune && zero_op >= 0;
+  c.connected_only = filters.connected_only;
+  c.distinct = filters.distinct;
+  c.filter = (filters.connected_only || filters.distinct) && zero_op >= 0;
   c.inner.assign(static_cast<size_t>(F * c.M), 0.0);
   c.inner_code.assign(static_cast<size_t>(c.m * c.M), 0);
   c.inner_nz.assign(static_cast<size_t>(c.M), 0);
@@ -136,37 +147,73 @@ inline Ctx make_ctx(const double* T, int64_t K, int64_t F, int64_t N, int64_t ze
 
 // Op codes of the outer edges of prefix p (last outer edge fastest).
 inline void decode_prefix(const Ctx& c, int64_t p, int32_t* oc) {
-  for (int e = c.outer - 1; e >= 0; --e) {
-    oc[e] = static_cast<int32_t>(p % c.K);
-    p /= c.K;
-  }
+  decode_digits(p, c.K, c.outer, oc);
 }
 
+// Bit e set when outer edge e is not the zero op.
+inline uint64_t outer_nonzero(const Ctx& c, const int32_t* oc) {
+  uint64_t nz = 0;
+  for (int e = 0; e < c.outer; ++e)
+    if (oc[e] != c.zero_op) nz |= uint64_t{1} << e;
+  return nz;
+}
+
+// Whether each inner zero pattern q (2**m of them) passes the cell filters with one
+// outer prefix: filled lazily, so a prefix pays only for the patterns its cells meet
+// (a handful when num_ops is large) and the per-cell cost is one lookup.
+struct PassTable {
+  std::vector<int64_t> gen;   // [2**m] tag of the prefix entry q was computed for
+  std::vector<uint8_t> pass;  // [2**m]
+  uint64_t onz = 0;
+  int64_t tag = -1;
+
+  explicit PassTable(const Ctx& c) {
+    if (c.filter) {
+      gen.assign(size_t{1} << c.m, -1);
+      pass.assign(size_t{1} << c.m, 0);
+    }
+  }
+  // The prefix whose cells follow; tag: any number unique to it within this table.
+  void set_prefix(const Ctx& c, const int32_t* oc, int64_t t) {
+    onz = outer_nonzero(c, oc);
+    tag = t;
+  }
+  uint8_t get(const Ctx& c, uint32_t q) {
+    if (gen[q] != tag) fill(c, q);
+    return pass[q];
+  }
+  // Every pattern at once: for a prefix whose cells will all be visited, so that the
+  // per-cell lookup is a branch-free gather (pass[q] of the cell's q).
+  const uint8_t* all(const Ctx& c) {
+    for (uint32_t q = 0; q < pass.size(); ++q)
+      if (gen[q] != tag) fill(c, q);
+    return pass.data();
+  }
+
+ private:
+  void fill(const Ctx& c, uint32_t q) {
+    gen[q] = tag;
+    pass[q] = cell_passes(onz | (static_cast<uint64_t>(q) << c.outer), c.N, c.E, c.src, c.dst,
+                          c.connected_only, c.distinct);
+  }
+};
+
 // Features of one cell given its outer codes and inner cell j: the same operations,
-// in the same order, as the tiled scan (used for the few winners of a search).
+// in the same order, as the tiled scan (used for the few winners of a search), and
+// the code the CUDA kernels run per cell (cell_sums, enumerate_cells.h).
 inline void eval_cell(const Ctx& c, const int32_t* oc, int64_t j, double* feat, double* score,
                       bool* canonical) {
   std::vector<double> o(c.F), in(c.F);
   uint64_t alive = ~uint64_t{0};
   if (c.prune) {
-    uint64_t nz = static_cast<uint64_t>(c.inner_nz[j]) << c.outer;
-    for (int e = 0; e < c.outer; ++e)
-      if (oc[e] != c.zero_op) nz |= uint64_t{1} << e;
+    const uint64_t nz = outer_nonzero(c, oc) | (static_cast<uint64_t>(c.inner_nz[j]) << c.outer);
     alive = alive_edge_mask(nz, c.N, c.E, c.src, c.dst);
     if (canonical) *canonical = (nz & ~alive) == 0;
   } else if (canonical) {
     *canonical = true;
   }
-  for (int f = 0; f < c.F; ++f) {
-    double so = 0.0;
-    for (int e = 0; e < c.outer; ++e) so = so + (((alive >> e) & 1u) ? c.T[oc[e] * c.F + f] : 0.0);
-    double si = 0.0;
-    for (int t = 0; t < c.m; ++t)
-      si = si + (((alive >> (c.outer + t)) & 1u) ? c.T[c.inner_code[t * c.M + j] * c.F + f] : 0.0);
-    o[f] = so;
-    in[f] = si;
-    feat[f] = so + si;
-  }
+  cell_sums(c.T, c.K, c.F, oc, c.outer, j, c.m, alive, o.data(), in.data());
+  for (int f = 0; f < c.F; ++f) feat[f] = o[f] + in[f];
   for (int r = 0; r < c.R; ++r)
     score[r] = dot(c.coeffs + r * c.F, o.data(), c.F, c.bias) +
                dot(c.coeffs + r * c.F, in.data(), c.F, 0.0);
@@ -187,9 +234,10 @@ inline void constraint_tile(const double* feat, int64_t n, int F, const double* 
 }
 
 // Walks cells [begin, end) tile by tile, handing the visitor score [R, kTile], feat
-// [F, kTile] (only the columns in c.need without prune_dead; all with it) and canonical
+// [F, kTile] (only the columns in c.need without prune_dead; all with it), canonical
 // [kTile] (1 for a cell whose dead edges all carry the zero op: one cell per class of
-// cells that prune alike).
+// cells that prune alike; all 1 without prune_dead) and keep [kTile] (1 for a cell
+// passing the filters), null when c.filter is off: every cell passes.
 template <class Visitor>
 void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
   std::vector<double> feat(static_cast<size_t>(c.F * kTile));
@@ -202,8 +250,12 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
   std::vector<int64_t> q_gen(Q, -1);
   std::vector<double> q_outer(static_cast<size_t>(Q * c.F)), q_score(static_cast<size_t>(Q * c.R));
   std::vector<uint32_t> q_alive(Q);
-  std::vector<uint8_t> q_canon(Q);
+  std::vector<uint8_t> q_canon(Q), q_pass(Q);
   std::vector<uint32_t> tq(kTile), ta(kTile);
+  std::vector<uint8_t> keep(kTile, 1);
+  uint8_t* kp = c.filter ? keep.data() : nullptr;
+  PassTable pass(c);
+  const size_t Q_all = size_t{1} << c.m;  // inner zero patterns
   int64_t cell = begin;
   while (cell < end) {
     const int64_t p = cell / c.M;
@@ -211,6 +263,7 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
     const int64_t j1 = std::min<int64_t>(c.M, j0 + (end - cell));
     decode_prefix(c, p, oc.data());
     if (!c.prune) {
+      if (c.filter) pass.set_prefix(c, oc.data(), p);
       for (int f = 0; f < c.F; ++f) {
         double s = 0.0;
         for (int e = 0; e < c.outer; ++e) s = s + c.T[oc[e] * c.F + f];
@@ -231,19 +284,30 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
           double* out = feat.data() + f * kTile;
           for (int64_t j = 0; j < n; ++j) out[j] = base + ip[j];
         }
-        v.tile(p * c.M + t0, score.data(), feat.data(), canon.data(), n);
+        if (c.filter) {
+          // A prefix visited whole (the usual case) pays its 2**m <= M verdicts once;
+          // a partial one only for the patterns its cells meet.
+          if (j1 - j0 >= static_cast<int64_t>(Q_all)) {
+            const uint8_t* pt = pass.all(c);
+            const uint32_t* nz = c.inner_nz.data() + t0;
+            for (int64_t j = 0; j < n; ++j) keep[j] = pt[nz[j]];
+          } else {
+            for (int64_t j = 0; j < n; ++j) keep[j] = pass.get(c, c.inner_nz[t0 + j]);
+          }
+        }
+        v.tile(p * c.M + t0, score.data(), feat.data(), canon.data(), kp, n);
       }
     } else {
-      uint64_t onz = 0;
-      for (int e = 0; e < c.outer; ++e)
-        if (oc[e] != c.zero_op) onz |= uint64_t{1} << e;
+      const uint64_t onz = outer_nonzero(c, oc.data());
       // Inner zero pattern q of this prefix: which edges stay alive, whether the cell is
-      // canonical, and the outer edges' live feature sums and scores.
+      // canonical and passes the filters, and the outer edges' live feature sums and
+      // scores.
       auto fill_pattern = [&](int64_t q) {
         const uint64_t nz = onz | (static_cast<uint64_t>(q) << c.outer);
         const uint64_t alive = alive_edge_mask(nz, c.N, c.E, c.src, c.dst);
         q_alive[q] = static_cast<uint32_t>(alive >> c.outer);
         q_canon[q] = (nz & ~alive) == 0;
+        q_pass[q] = filter_passes(nz, alive, c.connected_only, c.distinct);
         for (int f = 0; f < c.F; ++f) {
           double s = 0.0;
           for (int e = 0; e < c.outer; ++e)
@@ -264,6 +328,7 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
             tq[jj] = q;
             ta[jj] = q_alive[q];
             canon[jj] = q_canon[q];
+            keep[jj] = q_pass[q];
           }
           for (int f : c.need) {
             const double* ms = c.masked.data() + f * c.M + t0;
@@ -279,7 +344,7 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
             for (int64_t jj = 0; jj < n; ++jj)
               out[jj] = qs[tq[jj] * c.R] + ms[static_cast<int64_t>(ta[jj]) * c.R * c.M + jj];
           }
-          v.tile(p * c.M + t0, score.data(), feat.data(), canon.data(), n);
+          v.tile(p * c.M + t0, score.data(), feat.data(), canon.data(), kp, n);
         }
         cell = p * c.M + j1;
         continue;
@@ -295,6 +360,7 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
           }
           const uint32_t ia = q_alive[q];
           canon[jj] = q_canon[q];
+          keep[jj] = q_pass[q];
           for (int f = 0; f < c.F; ++f) {
             double s = 0.0;
             for (int t = 0; t < c.m; ++t)
@@ -306,7 +372,7 @@ void scan_range(const Ctx& c, int64_t begin, int64_t end, Visitor& v) {
             score[r * kTile + jj] =
                 q_score[q * c.R + r] + dot(c.coeffs + r * c.F, in.data(), c.F, 0.0);
         }
-        v.tile(p * c.M + t0, score.data(), feat.data(), canon.data(), n);
+        v.tile(p * c.M + t0, score.data(), feat.data(), canon.data(), kp, n);
       }
     }
     cell = p * c.M + j1;
@@ -354,6 +420,7 @@ inline bool better(const Entry& a, const Entry& b) {
 // A running top-k over cells visited in increasing index order: the heap's top is the
 // worst kept entry. A tile is skipped after one vectorised pass unless some cell in it
 // beats the threshold strictly (a tie has a higher index than every kept entry).
+// HasCons: some cells may not qualify (finite bounds, or a filter's keep mask).
 template <bool Largest, bool HasCons>
 struct TopK : Bounds {
   int64_t k = 1;
@@ -373,7 +440,8 @@ struct TopK : Bounds {
     }
   }
 
-  void tile(int64_t idx0, const double* score, const double* feat, const uint8_t*, int64_t n) {
+  void tile(int64_t idx0, const double* score, const double* feat, const uint8_t*,
+            const uint8_t* keep, int64_t n) {
     const bool full = static_cast<int64_t>(heap.size()) == k;
     if (full) {
       const double thr = heap.front().s;
@@ -383,6 +451,8 @@ struct TopK : Bounds {
     }
     if (HasCons) {
       constraint_tile(feat, n, F, lo, hi, ok);
+      if (keep)
+        for (int64_t j = 0; j < n; ++j) ok[j] &= keep[j];
       if (full) {  // a second vectorised pass: beats the threshold and qualifies
         const double thr = heap.front().s;
         int any = 0;
@@ -438,7 +508,7 @@ struct Scan {
   at::Tensor T, coeffs, lo, hi;  // contiguous; lo/hi undefined without bounds
   const double* lp = nullptr;    // [F] low bounds, or null
   const double* hp = nullptr;    // [F] high bounds, or null
-  bool has_cons = false;         // some bound is finite
+  bool has_cons = false;         // some bound is finite, or a filter may drop cells
   Ctx c;
 };
 
@@ -446,7 +516,7 @@ struct Scan {
 // materialises every feature column (score_cells); with them, the constrained ones.
 inline Scan make_scan(const at::Tensor& op_features, const at::Tensor& coeffs, int64_t rows,
                       double bias, const at::Tensor* low, const at::Tensor* high, int64_t num_nodes,
-                      int64_t zero_op, bool prune_dead) {
+                      int64_t zero_op, bool prune_dead, Filters filters = {}) {
   Scan s;
   s.T = op_features.contiguous();
   s.coeffs = coeffs.contiguous();
@@ -458,12 +528,12 @@ inline Scan make_scan(const at::Tensor& op_features, const at::Tensor& coeffs, i
     s.lp = s.lo.const_data_ptr<double>();
     s.hp = s.hi.const_data_ptr<double>();
     need = constrained(s.lp, s.hp, F);
-    s.has_cons = !need.empty();
+    s.has_cons = !need.empty() || ((filters.connected_only || filters.distinct) && zero_op >= 0);
   } else {
     for (int f = 0; f < F; ++f) need.push_back(f);
   }
   s.c = make_ctx(s.T.const_data_ptr<double>(), s.T.size(0), F, num_nodes, zero_op, prune_dead,
-                 s.coeffs.const_data_ptr<double>(), rows, bias, std::move(need));
+                 s.coeffs.const_data_ptr<double>(), rows, bias, std::move(need), filters);
   return s;
 }
 

@@ -26,14 +26,16 @@ struct Search {
   std::vector<int32_t> oc;
   std::map<int64_t, std::vector<int32_t>> leaf_codes;  // leaf number -> outer codes
   std::vector<double> feat, score;
-  std::vector<uint8_t> canon;
+  std::vector<uint8_t> canon, keep;
+  PassTable pass;  // the cell filters, checked at complete cells (the leaves' inner blocks)
 
   Search(const Ctx& ctx, const double* l, const double* h, int64_t k, int64_t maxn)
-      : c(ctx), max_nodes(maxn), bound(ctx, l, h), topk{{ctx.F, l, h}, k} {
+      : c(ctx), max_nodes(maxn), bound(ctx, l, h), topk{{ctx.F, l, h}, k}, pass(ctx) {
     oc.assign(static_cast<size_t>(c.outer) + 1, 0);
     feat.assign(static_cast<size_t>(c.F * kTile), 0.0);
     score.assign(kTile, 0.0);
     canon.assign(kTile, 1);
+    keep.assign(kTile, 1);
   }
 
   bool promising(int depth, const double* pf) const {
@@ -52,12 +54,16 @@ struct Search {
       const size_t before = topk.heap.size();
       const int64_t before_idx = before ? topk.heap.front().i : -1;
       const double ps = dot(c.coeffs, pf, c.F, c.bias);
+      if (c.filter) pass.set_prefix(c, oc.data(), leaf);
       for (int64_t t0 = 0; t0 < c.M; t0 += kTile) {
         const int64_t n = std::min<int64_t>(kTile, c.M - t0);
         for (int64_t j = 0; j < n; ++j) score[j] = ps + c.inner_score[t0 + j];
         for (int f : c.need)
           for (int64_t j = 0; j < n; ++j) feat[f * kTile + j] = pf[f] + c.inner[f * c.M + t0 + j];
-        topk.tile(leaf * c.M + t0, score.data(), feat.data(), canon.data(), n);
+        if (c.filter)
+          for (int64_t j = 0; j < n; ++j) keep[j] = pass.get(c, c.inner_nz[t0 + j]);
+        topk.tile(leaf * c.M + t0, score.data(), feat.data(), canon.data(),
+                  c.filter ? keep.data() : nullptr, n);
       }
       // Any insertion changes the heap's size or its top (indices are unique).
       if (topk.heap.size() != before || (before && topk.heap.front().i != before_idx))
@@ -100,12 +106,31 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> run_class_search(const Ctx& c, co
   return {codes, sc, ft};
 }
 
+// Whether every cell of codes [n, E] passes the cell filters.
+inline bool all_pass(const Ctx& c, const at::Tensor& codes) {
+  const int64_t* p = codes.const_data_ptr<int64_t>();
+  for (int64_t r = 0; r < codes.size(0); ++r) {
+    uint64_t nz = 0;
+    for (int e = 0; e < c.E; ++e)
+      if (p[r * c.E + e] != c.zero_op) nz |= uint64_t{1} << e;
+    if (!cell_passes(nz, c.N, c.E, c.src, c.dst, c.connected_only, c.distinct)) return false;
+  }
+  return true;
+}
+
 template <bool Largest>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> run_search(const Ctx& c, const double* lp,
                                                           const double* hp, int64_t k,
                                                           int64_t max_nodes,
                                                           const at::TensorOptions& opts) {
-  if (exact_sums(c)) return run_class_search<Largest>(c, lp, hp, k, max_nodes, opts);
+  if (exact_sums(c)) {
+    // The class search ranks multisets of ops and knows nothing of the cell filters
+    // (where the zero ops sit). Its unfiltered top-k is also the filtered one when
+    // every cell in it passes (the filtered top-k is the first k passing cells of the
+    // same order); otherwise the cell search below checks the filters cell by cell.
+    auto out = run_class_search<Largest>(c, lp, hp, k, max_nodes, opts);
+    if (!c.filter || all_pass(c, std::get<0>(out))) return out;
+  }
   Search<Largest> s(c, lp, hp, k, max_nodes);
   std::vector<double> pf(c.F, 0.0);
   if (s.promising(0, pf.data())) s.dfs(0, pf.data());
@@ -127,19 +152,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> run_search(const Ctx& c, const do
   return {codes, sc, ft};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> enumerate_search_top_k_cpu(
-    const at::Tensor& op_features,  // [num_ops, F] float64
-    const at::Tensor& coeffs,       // [F] float64
-    double bias, const at::Tensor& low, const at::Tensor& high, int64_t num_nodes, int64_t k,
-    bool largest, int64_t max_nodes) {
-  check_search_top_k_args(op_features, coeffs, bias, low, high, num_nodes, k, max_nodes);
-  const Scan s = make_scan(op_features, coeffs, 1, bias, &low, &high, num_nodes, -1, false);
-  return largest ? run_search<true>(s.c, s.lp, s.hp, k, max_nodes, op_features.options())
-                 : run_search<false>(s.c, s.lp, s.hp, k, max_nodes, op_features.options());
-}
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(nas, CPU, m) { m.impl("enumerate_search_top_k", &enumerate_search_top_k_cpu); }
+SearchTopKOut enumerate_search_top_k_run(const SearchTopKArgs& a) {
+  const Scan s = make_scan(a.op_features, a.coeffs, 1, a.bias, &a.low, &a.high, a.num_nodes,
+                           a.zero_op, false, {a.connected_only, a.distinct});
+  const auto opts = a.op_features.options();
+  return a.largest ? run_search<true>(s.c, s.lp, s.hp, a.k, a.max_nodes, opts)
+                   : run_search<false>(s.c, s.lp, s.hp, a.k, a.max_nodes, opts);
+}
+
+TORCH_LIBRARY_IMPL(nas, CPU, m) {
+  m.impl("enumerate_search_top_k", &search_top_k_entry<enumerate_search_top_k_run>);
+}
 
 }  // namespace nas::enumerate::cpu

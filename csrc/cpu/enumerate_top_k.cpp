@@ -42,14 +42,15 @@ inline bool worse(double s, double thr) {
 
 template <bool Largest>
 struct SortedInner {
-  int g = -1;               // sort column; -1: the score (best first)
-  int64_t M = 0, runs = 0;  // ranks, spans of kRun ranks
-  std::vector<int32_t> j;   // [M] inner cell at rank r
-  std::vector<double> key;  // [M] inner[g, j[r]]
-  std::vector<double> sc;   // [M] inner_score[j[r]]
-  std::vector<int> others;  // constrained columns other than g
-  std::vector<double> of;   // [others, M] inner[f, j[r]]
-  std::vector<double> st;   // [levels, runs] sparse table: best score of 2**l spans
+  int g = -1;                // sort column; -1: the score (best first)
+  int64_t M = 0, runs = 0;   // ranks, spans of kRun ranks
+  std::vector<int32_t> j;    // [M] inner cell at rank r
+  std::vector<double> key;   // [M] inner[g, j[r]]
+  std::vector<double> sc;    // [M] inner_score[j[r]]
+  std::vector<int> others;   // constrained columns other than g
+  std::vector<double> of;    // [others, M] inner[f, j[r]]
+  std::vector<double> st;    // [levels, runs] sparse table: best score of 2**l spans
+  std::vector<uint32_t> nz;  // [M] inner zero pattern of j[r] (the cell filters read it)
 
   explicit SortedInner(const Ctx& c) : M(c.M) {
     g = c.need.empty() ? -1 : c.need[0];
@@ -63,7 +64,9 @@ struct SortedInner {
     key.resize(M);
     sc.resize(M);
     of.resize(others.size() * M);
+    nz.resize(M);
     for (int64_t r = 0; r < M; ++r) {
+      nz[r] = c.inner_nz[j[r]];
       key[r] = k[j[r]];
       sc[r] = c.inner_score[j[r]];
       for (size_t o = 0; o < others.size(); ++o) of[o * M + r] = c.inner[others[o] * M + j[r]];
@@ -101,11 +104,13 @@ void scan_sorted(const Ctx& c, const SortedInner<Largest>& s, int64_t p0, int64_
   std::vector<double> pf(c.F);
   double sc[kRun];
   uint8_t ok[kRun];
+  PassTable pass(c);
   const int64_t M = c.M;
   const int g = s.g;
   const bool by_score = g < 0;
   for (int64_t p = p0; p < p1; ++p) {
     decode_prefix(c, p, oc.data());
+    if (c.filter) pass.set_prefix(c, oc.data(), p);
     for (int f = 0; f < c.F; ++f) {
       double v = 0.0;
       for (int e = 0; e < c.outer; ++e) v = v + c.T[oc[e] * c.F + f];
@@ -144,6 +149,8 @@ void scan_sorted(const Ctx& c, const SortedInner<Largest>& s, int64_t p0, int64_
         for (int64_t r = 0; r < n; ++r)
           ok[r] &= static_cast<uint8_t>((base + x[r] >= l) & (base + x[r] <= h));
       }
+      if (c.filter)  // after the bounds: only this span's cells pay for the filter
+        for (int64_t r = 0; r < n; ++r) ok[r] &= pass.get(c, s.nz[ra + r]);
       if (full) {
         int any = 0;
         for (int64_t r = 0; r < n; ++r) any |= !worse<Largest>(sc[r], thr) & ok[r];
@@ -165,7 +172,7 @@ std::vector<Entry> run_topk_sorted(const Ctx& c, int64_t start, int64_t count, i
   std::vector<Entry> all;
   auto edge = [&](int64_t b, int64_t e) {  // fewer than M cells: one tiled chunk
     if (b >= e) return;
-    const std::vector<Entry> part = c.need.empty()
+    const std::vector<Entry> part = c.need.empty() && !c.filter
                                         ? run_topk<Largest, false>(c, b, e - b, k, lo, hi)
                                         : run_topk<Largest, true>(c, b, e - b, k, lo, hi);
     all.insert(all.end(), part.begin(), part.end());
@@ -187,18 +194,12 @@ std::vector<Entry> run_topk_sorted(const Ctx& c, int64_t start, int64_t count, i
   return merge_topk<Largest>(std::move(all), k);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> enumerate_top_k_cpu(
-    const at::Tensor& op_features,  // [num_ops, F] float64
-    const at::Tensor& coeffs,       // [F] float64
-    double bias,
-    const at::Tensor& low,   // [F] float64, -inf for none
-    const at::Tensor& high,  // [F] float64, +inf for none
-    int64_t num_nodes, int64_t zero_op, bool prune_dead, int64_t start, int64_t count, int64_t k,
-    bool largest) {
-  check_top_k_args(op_features, coeffs, bias, low, high, num_nodes, zero_op, start, count, k);
-  const Scan s =
-      make_scan(op_features, coeffs, 1, bias, &low, &high, num_nodes, zero_op, prune_dead);
+TopKOut enumerate_top_k_cpu(const TopKArgs& a) {
+  const Scan s = make_scan(a.op_features, a.coeffs, 1, a.bias, &a.low, &a.high, a.num_nodes,
+                           a.zero_op, a.prune_dead, {a.connected_only, a.distinct});
   const Ctx& c = s.c;
+  const int64_t start = a.start, count = a.count, k = a.k;
+  const bool largest = a.largest;
   std::vector<Entry> best;
   if (!c.prune)
     best = largest ? run_topk_sorted<true>(c, start, count, k, s.lp, s.hp)
@@ -209,11 +210,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> enumerate_top_k_cpu(
   else
     best = s.has_cons ? run_topk<false, true>(c, start, count, k, s.lp, s.hp)
                       : run_topk<false, false>(c, start, count, k, s.lp, s.hp);
-  return topk_outputs(c, best, op_features.options());
+  return topk_outputs(c, best, a.op_features.options());
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(nas, CPU, m) { m.impl("enumerate_top_k", &enumerate_top_k_cpu); }
+TORCH_LIBRARY_IMPL(nas, CPU, m) { m.impl("enumerate_top_k", &top_k_entry<enumerate_top_k_cpu>); }
 
 }  // namespace nas::enumerate::cpu

@@ -159,8 +159,11 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
     if est is not None and world > 1:
         raise ValueError("--calibration does not shard over ranks: run it in one process")
     show = not (args.json or args.quiet) and rank == 0  # progress bars on rank 0 only
+    # Connected cells only unless --allow-disconnected: a cell whose output does not
+    # depend on its input is no model (with --prune-dead it would cost nothing).
+    filters = dict(connected_only=not args.allow_disconnected, distinct=args.distinct)
     if est is not None:
-        res = top_k_exact(space, est, args.top_k, table, cons, progress=show)
+        res = top_k_exact(space, est, args.top_k, table, cons, progress=show, **filters)
         method = "exhaustive scan" + (
             "" if est.additive else f", re-ranked by the full {est.features!r} model"
         )
@@ -168,7 +171,7 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         try:
             res = search_top_k(
                 space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias,
-                max_nodes=args.max_search_nodes, time_limit=args.time_limit,
+                max_nodes=args.max_search_nodes, time_limit=args.time_limit, **filters,
             )  # fmt: skip
         except SearchBudgetExceeded as exc:
             print(f"nas enumerate: {exc} ({exc.seconds:.1f} s); many cells tie with the best "
@@ -183,15 +186,17 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
     else:
         res = top_k_cells(
             space, table, coeffs, args.top_k, cons, largest=args.largest, bias=bias,
-            prune_dead=args.prune_dead, progress=show,
+            prune_dead=args.prune_dead, progress=show, **filters,
         )  # fmt: skip
         method = "exhaustive scan" + (f" over {world} ranks" if world > 1 else "")
     counted = None
     if args.count and not use_search:
         counted = count_cells(space, table, cons, prune_dead=args.prune_dead,
-                              progress=show)  # fmt: skip
+                              progress=show, **filters)  # fmt: skip
     plotted = (
-        _enumerate_plot(args, space, table, coeffs, bias, cons, show, rank) if args.plot else None
+        _enumerate_plot(args, space, table, coeffs, bias, cons, show, rank, filters)
+        if args.plot
+        else None
     )
     if rank:  # rank 0 prints and writes
         return 0
@@ -218,6 +223,8 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         else f"latency_s = the {est.features!r} model of {args.calibration}",
         "constraints": {FEATURE_NAMES[c]: list(v) for c, v in cons.items()},
         "prune_dead": args.prune_dead,
+        "connected_only": filters["connected_only"],
+        "distinct": args.distinct,
         "largest": args.largest,
         "method": method,
         "cells": rows,
@@ -234,6 +241,12 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         return 0
     print(f"space: {space.num_nodes} nodes, {space.num_ops} ops, {space.num_cells():,} cells "
           f"({method}); hw {args.hw}")  # fmt: skip
+    if filters["connected_only"] or args.distinct:
+        print("cells: " + ", ".join(
+            w for w, on in (("connected only (--allow-disconnected includes the others)",
+                             filters["connected_only"]),
+                            ("each pruned cell once (--distinct)", args.distinct)) if on
+        ))  # fmt: skip
     if cons:
         print(
             "constraints: "
@@ -254,9 +267,9 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
               f"{r['cell']}")  # fmt: skip
     if not rows:
         print("(no cell satisfies the constraints)")
-    elif args.prune_dead:
+    elif args.prune_dead and not args.distinct:
         print("(cells shown pruned; different indices can prune to the same cell: "
-              "--count reports how many distinct pruned cells qualify)")  # fmt: skip
+              "--distinct lists each once, --count reports how many qualify)")  # fmt: skip
     if plotted is not None:
         print(f"Pareto front (latency vs params): {len(plotted['pareto_front'])} points; "
               f"plot of {plotted['plot_sample']:,} sampled cells: {args.plot}")  # fmt: skip
@@ -280,6 +293,7 @@ def _bounds_text(cons: dict[int, tuple[float | None, float | None]]) -> str:
 def _enumerate_plot(
     args: argparse.Namespace, space: Any, table: Any, coeffs: Any, bias: float,
     cons: dict[int, tuple[float | None, float | None]], show: bool, rank: int,
+    filters: dict[str, bool],
 ) -> dict[str, Any]:  # fmt: skip
     """--plot: the exact Pareto front of the whole filtered space over the ranks (least
     latency, most parameters: the fastest cell of each size; with both minimised the
@@ -295,7 +309,7 @@ def _enumerate_plot(
 
     more_params = -np.eye(len(FEATURE_NAMES))[FEATURE_NAMES.index("params")]
     front = pareto_front(space, table, [coeffs, more_params], cons, prune_dead=args.prune_dead,
-                         progress=show)  # fmt: skip
+                         progress=show, **filters)  # fmt: skip
     if rank:
         return {}
     idx = front.indices.cpu().numpy()
@@ -308,7 +322,7 @@ def _enumerate_plot(
         rows.append({"index": i, "latency_s": la, "params": p, "cells": n,
                      "cell": str(cell.pruned() if args.prune_dead else cell)})  # fmt: skip
     sample = sample_space(space, table, coeffs, bias, cons, args.prune_dead, args.plot_sample,
-                          seed=args.plot_seed)  # fmt: skip
+                          seed=args.plot_seed, **filters)  # fmt: skip
     title = (f"{space.num_nodes} nodes, {space.num_ops} ops ({space.num_cells():,} cells), "
              f"hw {args.hw}{', prune dead' if args.prune_dead else ''}"
              + (f", {_bounds_text(cons)}" if cons else "") + "\n"
@@ -841,6 +855,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--prune-dead", action="store_true", help="dead nodes' edges cost nothing")
     p.add_argument("--count", action="store_true", help="also count the qualifying cells")
+    p.add_argument("--allow-disconnected", action="store_true",
+                   help="include cells whose output does not depend on the input")  # fmt: skip
+    p.add_argument("--distinct", action="store_true",
+                   help="list each pruned cell once (no op on a dead edge)")  # fmt: skip
     p.add_argument("--time-limit", type=float, default=60.0,
                    help="seconds branch and bound (6+ nodes) may take (default 60)")  # fmt: skip
     p.add_argument("--max-search-nodes", type=int, default=10**8,

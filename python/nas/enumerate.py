@@ -17,6 +17,14 @@ Constraints map a feature column to inclusive (low, high) bounds, either end Non
 
 prune_dead: a node that no non-zero path connects from node 0 or to the last node is
 dead, and the edges into or out of it cost nothing (a runtime skips them).
+
+Filters (top_k_cells, pareto_front, count_cells, score_histogram, search_top_k; off by
+default): ``connected_only`` keeps only cells whose output depends on the input (a
+non-zero path joins node 0 to the last node; the all-zero cell is not "the fastest
+model"); ``distinct`` keeps only cells whose every non-zero edge is live, i.e. one
+index per pruned cell (the canonical one, which ``count_cells(...).distinct`` counts).
+Both read only which edges carry the zero op, with or without prune_dead; spaces
+without a zero op pass every cell.
 """
 
 from __future__ import annotations
@@ -263,16 +271,24 @@ def _scan(
     prune_dead: bool = False,
     device: str | torch.device = "cpu",
     pareto: bool = False,
+    connected_only: bool = False,
+    distinct: bool = False,
 ) -> CellScan:
-    """The validated space, score and constraint set on ``device`` (pareto: coeffs is
-    the two objectives)."""
+    """The validated space, score, constraint set and filters on ``device`` (pareto:
+    coeffs is the two objectives)."""
     t = _table(space, op_features)
     nf = t.shape[1]
     c = _objectives(coeffs, nf) if pareto else _coeffs(coeffs, nf)  # type: ignore[arg-type]
     low, high = _bounds(constraints, nf)
     nodes, zero = _space_args(space)
     dev = _device(device)
-    return CellScan(t, c, float(bias), low, high, nodes, zero, bool(prune_dead)).to(dev)
+    for name, v in (("connected_only", connected_only), ("distinct", distinct)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {v!r}")
+    return CellScan(
+        t, c, float(bias), low, high, nodes, zero, bool(prune_dead), bool(connected_only),
+        bool(distinct),
+    ).to(dev)  # fmt: skip
 
 
 # ------------------------------------------------------------------ public API
@@ -318,13 +334,15 @@ def top_k_cells(
     prune_dead: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    connected_only: bool = False,
+    distinct: bool = False,
 ) -> TopK:
     """The k lowest-scoring (highest with largest=True) cells satisfying the
-    constraints, streaming over [start, start + count); ties go to the lower index.
-    coeffs: [F] weights, or a column index to rank by one feature. Fewer than k rows
-    come back when fewer cells qualify."""
+    constraints and filters (module docstring), streaming over [start, start + count);
+    ties go to the lower index. coeffs: [F] weights, or a column index to rank by one
+    feature. Fewer than k rows come back when fewer cells qualify."""
     scan = _scan(space, op_features, coeffs, constraints, bias=bias, prune_dead=prune_dead,
-                 device=device)  # fmt: skip
+                 device=device, connected_only=connected_only, distinct=distinct)  # fmt: skip
     k = _k(k)
     start, count = _range(space, start, count)
     parts = [
@@ -361,13 +379,16 @@ def pareto_front(
     prune_dead: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    connected_only: bool = False,
+    distinct: bool = False,
 ) -> ParetoFront:
     """The exact set of non-dominated (objective 0, objective 1) pairs over the cells
-    satisfying the constraints, both minimised (negate coefficients to maximise).
+    satisfying the constraints and filters, both minimised (negate coefficients to maximise).
     Each objective is a [F] coefficient vector or a feature column, e.g.
     ``objectives=[nas.latency_coeffs(hw)[0], 2]`` for latency vs params."""
     scan = _scan(space, op_features, objectives, constraints, prune_dead=prune_dead,
-                 device=device, pareto=True)  # fmt: skip
+                 device=device, pareto=True, connected_only=connected_only,
+                 distinct=distinct)  # fmt: skip
     start, count = _range(space, start, count)
     parts = [enumerate_pareto(scan, a, n) for a, n in _pieces(start, count, progress, "pareto")]
     if len(parts) == 1:
@@ -387,10 +408,10 @@ def pareto_front(
 
 def _count_scan(
     space, op_features, coeffs, bias, constraints, bins, lo, hi, start, count, prune_dead, device,
-    progress,
+    progress, connected_only, distinct,
 ):  # fmt: skip
     scan = _scan(space, op_features, coeffs, constraints, bias=bias, prune_dead=prune_dead,
-                 device=device)  # fmt: skip
+                 device=device, connected_only=connected_only, distinct=distinct)  # fmt: skip
     start, count = _range(space, start, count)
     hist = torch.zeros(bins + 2, dtype=torch.int64)
     totals = torch.zeros(2, dtype=torch.int64)
@@ -411,12 +432,15 @@ def count_cells(
     prune_dead: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    connected_only: bool = False,
+    distinct: bool = False,
 ) -> CellCount:
-    """How many cells of [start, start + count) satisfy the constraints, and (with
-    prune_dead) how many distinct pruned cells they make up."""
+    """How many cells of [start, start + count) satisfy the constraints and filters,
+    and (with prune_dead) how many distinct pruned cells they make up: with prune_dead,
+    ``count_cells(..., distinct=True).count`` equals ``count_cells(...).distinct``."""
     _, totals = _count_scan(
         space, op_features, None, 0.0, constraints, 0, 0.0, 1.0, start, count, prune_dead,
-        device, progress,
+        device, progress, connected_only, distinct,
     )  # fmt: skip
     return CellCount(int(totals[0]), int(totals[1]))
 
@@ -435,16 +459,19 @@ def score_histogram(
     prune_dead: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    connected_only: bool = False,
+    distinct: bool = False,
 ) -> Histogram:
-    """Histogram of the score over the cells satisfying the constraints: ``bins``
-    equal-width bins over ``range`` (default: the qualifying cells' min and max score,
-    found by two top-1 scans; the last bin then closes on the max)."""
+    """Histogram of the score over the cells satisfying the constraints and filters:
+    ``bins`` equal-width bins over ``range`` (default: the qualifying cells' min and max
+    score, found by two top-1 scans; the last bin then closes on the max)."""
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
     if bins > MAX_BINS:
         raise ValueError(f"bins = {bins} is more than {MAX_BINS:,}")
     if range is None:
-        kw = dict(bias=bias, start=start, count=count, prune_dead=prune_dead, device=device)
+        kw = dict(bias=bias, start=start, count=count, prune_dead=prune_dead, device=device,
+                  connected_only=connected_only, distinct=distinct)  # fmt: skip
         lo_r = top_k_cells(space, op_features, coeffs, 1, constraints, **kw)
         hi_r = top_k_cells(space, op_features, coeffs, 1, constraints, largest=True, **kw)
         if len(lo_r.scores) == 0:
@@ -459,7 +486,7 @@ def score_histogram(
             raise ValueError(f"range must be finite with low < high, got {range!r}")
     hist, _ = _count_scan(
         space, op_features, coeffs, bias, constraints, int(bins), lo, hi, start, count,
-        prune_dead, device, progress,
+        prune_dead, device, progress, connected_only, distinct,
     )  # fmt: skip
     edges = torch.linspace(lo, hi, int(bins) + 1, dtype=torch.float64)
     return Histogram(hist[1:-1].clone(), edges, int(hist[0]), int(hist[-1]))
@@ -535,10 +562,13 @@ def search_top_k(
     bias: float = 0.0,
     max_nodes: int = 10**8,
     time_limit: float | None = None,
+    connected_only: bool = False,
+    distinct: bool = False,
 ) -> TopK:
     """Exact top-k over the whole space by branch and bound. Returns exactly what
     ``top_k_cells(space, ...)`` returns, also for spaces far too large to scan
-    (indices as Python ints then). Additive scores only: no prune_dead.
+    (indices as Python ints then). Additive scores only: no prune_dead. The filters
+    (connected_only, distinct) are checked at complete cells.
 
     Integer-valued op features (``op_feature_table``'s are) make every feature sum
     exact: the search then walks multisets of op classes (ops with identical cost
@@ -551,8 +581,11 @@ def search_top_k(
     where near-ties that the rounding margin keeps open can take very long.
 
     Budget: past ``max_nodes`` search nodes or ``time_limit`` seconds it raises
-    ``SearchBudgetExceeded`` (a RuntimeError); Ctrl-C stops it within milliseconds."""
-    scan = _scan(space, op_features, coeffs, constraints, bias=bias)
+    ``SearchBudgetExceeded`` (a RuntimeError); Ctrl-C stops it within milliseconds.
+    With the filters on, the multiset search's answer serves when every cell in it
+    passes; otherwise the cell search checks them cell by cell."""
+    scan = _scan(space, op_features, coeffs, constraints, bias=bias,
+                 connected_only=connected_only, distinct=distinct)  # fmt: skip
     k = _k(k)
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)) or max_nodes < 1:
         raise ValueError(f"max_nodes must be a positive integer, got {max_nodes!r}")

@@ -61,9 +61,11 @@ def score_indices(
 def sample_space(
     space: SearchSpace, table: Any, coeffs: np.ndarray, bias: float,
     constraints: Constraints | None, prune_dead: bool, size: int, seed: int = 0,
+    connected_only: bool = False, distinct: bool = False,
 ) -> Sample:  # fmt: skip
     """Up to ``size`` distinct cells drawn uniformly from those meeting the constraints
-    (every one of them when the space holds at most ``size`` cells)."""
+    and the cell filters (nas.enumerate; every one of them when the space holds at most
+    ``size`` cells)."""
     if size < 1:
         raise ValueError(f"--plot-sample must be >= 1, got {size}")
     n = space.num_cells()
@@ -78,6 +80,8 @@ def sample_space(
         drawn += idx.shape[0]
         feats, _ = _eval(space, t, coeffs, bias, prune_dead, idx)
         ok = ((feats >= low) & (feats <= high)).all(axis=1)
+        ok &= _reference.enumerate_filter(space.num_ops, space.num_nodes, _space_args(space)[1],
+                                          idx, connected_only, distinct)  # fmt: skip
         kept = np.union1d(kept, idx[ok])
         if kept.shape[0] >= size:
             break

@@ -1017,10 +1017,13 @@ def top_k_exact(
     constraints: Mapping[int, tuple[float | None, float | None]] | None = None,
     *,
     progress: bool = False,
+    connected_only: bool = False,
+    distinct: bool = False,
 ) -> ExactTopK:
     """The k cells of ``space`` with the lowest ``estimator`` estimate among those that
-    satisfy ``constraints`` (on ``op_features`` [K, F] columns, as ``top_k_cells``),
-    exactly, by an exhaustive native scan.
+    satisfy ``constraints`` (on ``op_features`` [K, F] columns, as ``top_k_cells``) and
+    the cell filters (``connected_only``, ``distinct``: nas.enumerate), exactly, by an
+    exhaustive native scan.
 
     An additive model is scanned with its own per-op costs. Any other is scanned with
     :meth:`LatencyEstimator.edge_bounds`, an additive LOWER bound of the full estimate
@@ -1043,8 +1046,9 @@ def top_k_exact(
     while True:
         rounds += 1
         res = top_k_cells(
-            space, scan_table, coeffs, max(k, keep), constraints, bias=const, progress=progress
-        )
+            space, scan_table, coeffs, max(k, keep), constraints, bias=const, progress=progress,
+            connected_only=connected_only, distinct=distinct,
+        )  # fmt: skip
         idx = torch.as_tensor(res.indices, dtype=torch.int64)
         feats = torch.as_tensor(res.features)[:, :-1]
         if estimator.additive:

@@ -296,6 +296,63 @@ def _check_enumerate(
     return num_edges
 
 
+def _codes(indices: np.ndarray, num_ops: int, num_edges: int) -> np.ndarray:
+    """[n] int64 cell indices -> [n, num_edges] op codes (last edge fastest)."""
+    codes = np.empty((indices.shape[0], num_edges), dtype=np.int64)
+    v = indices.astype(np.int64, copy=True)
+    for e in range(num_edges - 1, -1, -1):
+        codes[:, e] = v % num_ops
+        v //= num_ops
+    return codes
+
+
+def _liveness(codes: np.ndarray, zero_op: int, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(nonzero, alive), both [n, E] bool: edge e is not the zero op; edge e joins two
+    live nodes (on a non-zero path from node 0 to the last node)."""
+    edges = _edge_list(num_nodes)
+    n = codes.shape[0]
+    nz = codes != zero_op
+    fwd = np.zeros((n, num_nodes), dtype=bool)
+    fwd[:, 0] = True
+    for j in range(1, num_nodes):
+        for e, (a, b) in enumerate(edges):
+            if b == j:
+                fwd[:, j] |= nz[:, e] & fwd[:, a]
+    bwd = np.zeros((n, num_nodes), dtype=bool)
+    bwd[:, -1] = True
+    for i in range(num_nodes - 2, -1, -1):
+        for e, (a, b) in enumerate(edges):
+            if a == i:
+                bwd[:, i] |= nz[:, e] & bwd[:, b]
+    live = fwd & bwd
+    alive = np.stack([live[:, a] & live[:, b] for a, b in edges], axis=1)
+    return nz, alive
+
+
+def enumerate_filter(
+    num_ops: int,
+    num_nodes: int,
+    zero_op: int,
+    indices: np.ndarray,
+    connected_only: bool,
+    distinct: bool,
+) -> np.ndarray:
+    """[n] bool: the cells passing the enumerate ops' filters. connected_only: some
+    edge is live (the output depends on the input); distinct: every non-zero edge is
+    live (one cell per class of cells that prune alike). The zero pattern decides both,
+    whatever prune_dead is; without a zero op every cell passes."""
+    keep = np.ones(indices.shape[0], dtype=bool)
+    if zero_op < 0 or not (connected_only or distinct):
+        return keep
+    ne = num_nodes * (num_nodes - 1) // 2
+    nz, alive = _liveness(_codes(indices, num_ops, ne), zero_op, num_nodes)
+    if connected_only:
+        keep &= alive.any(axis=1)
+    if distinct:
+        keep &= ~(nz & ~alive).any(axis=1)
+    return keep
+
+
 def enumerate_eval(
     op_features: np.ndarray,
     coeffs: np.ndarray,
@@ -316,31 +373,12 @@ def enumerate_eval(
     ne = len(edges)
     m = enumerate_inner_edges(k, ne)
     n = indices.shape[0]
-    codes = np.empty((n, ne), dtype=np.int64)
-    v = indices.astype(np.int64, copy=True)
-    for e in range(ne - 1, -1, -1):
-        codes[:, e] = v % k
-        v //= k
+    codes = _codes(indices, k, ne)
     prune = prune_dead and zero_op >= 0
     alive = np.ones((n, ne), dtype=bool)
     canonical = np.ones(n, dtype=bool)
     if prune:
-        nz = codes != zero_op
-        fwd = np.zeros((n, num_nodes), dtype=bool)
-        fwd[:, 0] = True
-        for j in range(1, num_nodes):
-            for e, (a, b) in enumerate(edges):
-                if b == j:
-                    fwd[:, j] |= nz[:, e] & fwd[:, a]
-        bwd = np.zeros((n, num_nodes), dtype=bool)
-        bwd[:, -1] = True
-        for i in range(num_nodes - 2, -1, -1):
-            for e, (a, b) in enumerate(edges):
-                if a == i:
-                    bwd[:, i] |= nz[:, e] & bwd[:, b]
-        live = fwd & bwd
-        for e, (a, b) in enumerate(edges):
-            alive[:, e] = live[:, a] & live[:, b]
+        nz, alive = _liveness(codes, zero_op, num_nodes)
         canonical = ~(nz & ~alive).any(axis=1)
     outer = np.zeros((n, nf))
     inner = np.zeros((n, nf))
@@ -430,6 +468,8 @@ def enumerate_top_k(
     count: int,
     k: int,
     largest: bool,
+    connected_only: bool = False,
+    distinct: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Reference of nas::enumerate_top_k (chunked numpy; also the benchmark baseline)."""
     _check_enumerate(op_features, coeffs, bias, num_nodes, zero_op, start, count, low, high)
@@ -441,7 +481,9 @@ def enumerate_top_k(
     best_s, best_i = np.zeros(0), np.zeros(0, dtype=np.int64)
     for idx in _chunks(start, count):
         f, s, _ = enumerate_eval(t, c, bias, num_nodes, zero_op, prune_dead, idx)
-        ok = _ok(f, lo, hi)
+        ok = _ok(f, lo, hi) & enumerate_filter(
+            t.shape[0], num_nodes, zero_op, idx, connected_only, distinct
+        )
         cs = np.concatenate([best_s, s[ok, 0]])
         ci = np.concatenate([best_i, idx[ok]])
         pos = _best_k(-cs if largest else cs, ci, k)
@@ -469,6 +511,8 @@ def enumerate_count(
     bins: int,
     hist_min: float,
     hist_max: float,
+    connected_only: bool = False,
+    distinct: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference of nas::enumerate_count: (hist [bins + 2], totals [2] = (count, distinct))."""
     _check_enumerate(op_features, coeffs, bias, num_nodes, zero_op, start, count, low, high)
@@ -482,12 +526,14 @@ def enumerate_count(
         )
     t, c, lo, hi = _np(op_features), _np(coeffs)[None, :], _np(low), _np(high)
     hist = np.zeros(bins + 2, dtype=np.int64)
-    total = distinct = 0
+    total = n_distinct = 0
     for idx in _chunks(start, count):
         f, s, canon = enumerate_eval(t, c, bias, num_nodes, zero_op, prune_dead, idx)
-        ok = _ok(f, lo, hi)
+        ok = _ok(f, lo, hi) & enumerate_filter(
+            t.shape[0], num_nodes, zero_op, idx, connected_only, distinct
+        )
         total += int(ok.sum())
-        distinct += int((ok & canon).sum())
+        n_distinct += int((ok & canon).sum())
         if bins > 0:
             sc = s[ok, 0]
             tt = (sc - hist_min) / (hist_max - hist_min) * float(bins)
@@ -497,7 +543,7 @@ def enumerate_count(
             b = np.where(sc < hist_min, 0, np.where(~(sc < hist_max), bins + 1, mid))
             hist += np.bincount(b, minlength=bins + 2)
     dev = op_features.device
-    return torch.from_numpy(hist).to(dev), torch.tensor([total, distinct], device=dev)
+    return torch.from_numpy(hist).to(dev), torch.tensor([total, n_distinct], device=dev)
 
 
 def pareto_merge(
@@ -529,6 +575,8 @@ def enumerate_pareto(
     prune_dead: bool,
     start: int,
     count: int,
+    connected_only: bool = False,
+    distinct: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Reference of nas::enumerate_pareto: (indices [n], values [n, 2], counts [n])."""
     _check_enumerate(op_features, objectives, 0.0, num_nodes, zero_op, start, count, low, high)
@@ -541,7 +589,9 @@ def enumerate_pareto(
     fi, fn = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     for idx in _chunks(start, count):
         f, s, _ = enumerate_eval(t, c, 0.0, num_nodes, zero_op, prune_dead, idx)
-        ok = _ok(f, lo, hi)
+        ok = _ok(f, lo, hi) & enumerate_filter(
+            t.shape[0], num_nodes, zero_op, idx, connected_only, distinct
+        )
         fa, fb, fi, fn = pareto_merge(
             np.concatenate([fa, s[ok, 0]]),
             np.concatenate([fb, s[ok, 1]]),
@@ -566,19 +616,23 @@ def enumerate_search_top_k(
     k: int,
     largest: bool,
     max_nodes: int,
+    zero_op: int = -1,
+    connected_only: bool = False,
+    distinct: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Reference of nas::enumerate_search_top_k: the exhaustive top-k, as op codes
     (only for spaces whose indices fit in int64)."""
     if max_nodes < 1:
         raise ValueError(f"max_nodes must be >= 1, got {max_nodes}")
-    _check_enumerate(op_features, coeffs, bias, num_nodes, -1, 0, 0, low, high)
+    _check_enumerate(op_features, coeffs, bias, num_nodes, zero_op, 0, 0, low, high)
     num_edges = num_nodes * (num_nodes - 1) // 2
     size = space_size(op_features.shape[0], num_edges)
     if size >= 2**63:
         raise ValueError(f"the reference cannot scan {size} cells (indices pass int64)")
     idx, s, f = enumerate_top_k(
-        op_features, coeffs, bias, low, high, num_nodes, -1, False, 0, size, k, largest
-    )
+        op_features, coeffs, bias, low, high, num_nodes, zero_op, False, 0, size, k, largest,
+        connected_only, distinct,
+    )  # fmt: skip
     return decode_cells(idx.cpu(), op_features.shape[0], num_edges).to(idx.device), s, f
 
 

@@ -28,6 +28,10 @@ class CellScan:
     bias + coeffs . features (Tensor[2, F] objectives for a Pareto front). low, high
     Tensor[F] float64: inclusive feature bounds, -inf / +inf for none. zero_op: code of
     the zero op, -1 for none; prune_dead: edges of dead nodes cost nothing.
+    connected_only: only cells whose output depends on the input (a path of non-zero
+    edges joins node 0 to the last node); distinct: only cells whose every non-zero
+    edge is live, one per class of cells that prune alike. Both read the zero pattern
+    only (not prune_dead); without a zero op every cell passes. Unused by score_cells.
     """
 
     op_features: Tensor
@@ -38,6 +42,8 @@ class CellScan:
     num_nodes: int
     zero_op: int = -1
     prune_dead: bool = False
+    connected_only: bool = False
+    distinct: bool = False
 
     def to(self, device: str | torch.device) -> CellScan:
         """The same scan with its tensors on ``device``."""
@@ -55,6 +61,9 @@ class CellScan:
     def _space(self) -> tuple:
         return int(self.num_nodes), int(self.zero_op), bool(self.prune_dead)
 
+    def _filters(self) -> tuple:
+        return bool(self.connected_only), bool(self.distinct)
+
 
 def enumerate_score_cells(scan: CellScan, start: int, count: int) -> tuple[Tensor, Tensor]:
     """Features and scores of the cells [start, start + count) (bounds unused).
@@ -67,19 +76,20 @@ def enumerate_score_cells(scan: CellScan, start: int, count: int) -> tuple[Tenso
 def enumerate_top_k(
     scan: CellScan, start: int, count: int, k: int, largest: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The k best cells satisfying the bounds, best first, ties to the lower index.
+    """The k best cells satisfying the bounds and filters, best first, ties to the
+    lower index.
 
     Returns (indices Tensor[n] int64, scores Tensor[n] float64, features Tensor[n, F]
     float64), n = min(k, qualifying cells).
     """
     args = (*scan._score(), scan.low, scan.high, *scan._space(), int(start), int(count))
-    return call_native("enumerate_top_k", *args, int(k), bool(largest))
+    return call_native("enumerate_top_k", *args, int(k), bool(largest), *scan._filters())
 
 
 def enumerate_count(
     scan: CellScan, start: int, count: int, bins: int, hist_min: float, hist_max: float
 ) -> tuple[Tensor, Tensor]:
-    """Counts the cells satisfying the bounds.
+    """Counts the cells satisfying the bounds and filters.
 
     Returns (hist Tensor[bins + 2] int64: cells scoring below hist_min, in each of the
     bins equal-width bins of [hist_min, hist_max), at or above hist_max; totals
@@ -87,12 +97,14 @@ def enumerate_count(
     prune_dead, i.e. the number of distinct pruned cells).
     """
     args = (*scan._score(), scan.low, scan.high, *scan._space(), int(start), int(count))
-    return call_native("enumerate_count", *args, int(bins), float(hist_min), float(hist_max))
+    return call_native(
+        "enumerate_count", *args, int(bins), float(hist_min), float(hist_max), *scan._filters()
+    )
 
 
 def enumerate_pareto(scan: CellScan, start: int, count: int) -> tuple[Tensor, Tensor, Tensor]:
     """The exact Pareto front (both objectives minimised) of the cells satisfying the
-    bounds; scan.coeffs: Tensor[2, F] float64 (objective r is the score with coeffs
+    bounds and filters; scan.coeffs: Tensor[2, F] float64 (objective r is the score with coeffs
     row r and bias 0; scan.bias is unused).
 
     Returns (indices Tensor[n] int64: the lowest index reaching each non-dominated
@@ -100,20 +112,23 @@ def enumerate_pareto(scan: CellScan, start: int, count: int) -> tuple[Tensor, Te
     int64: cells reaching each pair).
     """
     args = (scan.op_features, scan.coeffs, scan.low, scan.high, *scan._space())
-    return call_native("enumerate_pareto", *args, int(start), int(count))
+    return call_native("enumerate_pareto", *args, int(start), int(count), *scan._filters())
 
 
 def enumerate_search_top_k(
     scan: CellScan, k: int, largest: bool, max_nodes: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Branch-and-bound top-k over the whole space (zero_op and prune_dead unused):
-    the same cells, in the same order, as enumerate_top_k over [0, num_cells). Cells
-    are returned as op codes (indices of 8-node spaces pass int64).
+    """Branch-and-bound top-k over the whole space (prune_dead unused; zero_op serves
+    the filters): the same cells, in the same order, as enumerate_top_k over
+    [0, num_cells). Cells are returned as op codes (indices of 8-node spaces pass int64).
 
     Returns (codes Tensor[n, num_edges] int64, scores Tensor[n], features Tensor[n, F]).
     """
     args = (*scan._score(), scan.low, scan.high, int(scan.num_nodes))
-    return call_native("enumerate_search_top_k", *args, int(k), bool(largest), int(max_nodes))
+    return call_native(
+        "enumerate_search_top_k", *args, int(k), bool(largest), int(max_nodes),
+        int(scan.zero_op), *scan._filters(),
+    )  # fmt: skip
 
 
 if has_native():
@@ -128,7 +143,7 @@ if has_native():
 
     @torch.library.register_fake("nas::enumerate_top_k")
     def _top_k_fake(op_features, coeffs, bias, low, high, num_nodes, zero_op, prune_dead, start,
-                    count, k, largest):  # fmt: skip
+                    count, k, largest, connected_only=False, distinct=False):  # fmt: skip
         n = _data_dependent_rows(op_features)
         f = op_features.shape[1]
         return (
@@ -139,7 +154,8 @@ if has_native():
 
     @torch.library.register_fake("nas::enumerate_count")
     def _count_fake(op_features, coeffs, bias, low, high, num_nodes, zero_op, prune_dead, start,
-                    count, bins, hist_min, hist_max):  # fmt: skip
+                    count, bins, hist_min, hist_max, connected_only=False,
+                    distinct=False):  # fmt: skip
         return (
             op_features.new_empty((bins + 2,), dtype=torch.int64),
             op_features.new_empty((2,), dtype=torch.int64),
@@ -147,7 +163,7 @@ if has_native():
 
     @torch.library.register_fake("nas::enumerate_pareto")
     def _pareto_fake(op_features, objectives, low, high, num_nodes, zero_op, prune_dead, start,
-                     count):  # fmt: skip
+                     count, connected_only=False, distinct=False):  # fmt: skip
         n = _data_dependent_rows(op_features)
         return (
             op_features.new_empty((n,), dtype=torch.int64),
@@ -156,7 +172,8 @@ if has_native():
         )
 
     @torch.library.register_fake("nas::enumerate_search_top_k")
-    def _search_fake(op_features, coeffs, bias, low, high, num_nodes, k, largest, max_nodes):
+    def _search_fake(op_features, coeffs, bias, low, high, num_nodes, k, largest, max_nodes,
+                     zero_op=-1, connected_only=False, distinct=False):  # fmt: skip
         n = _data_dependent_rows(op_features)
         e = num_nodes * (num_nodes - 1) // 2
         return (
