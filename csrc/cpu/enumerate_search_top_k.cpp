@@ -28,6 +28,11 @@ struct Search {
   std::vector<double> feat, score;
   std::vector<uint8_t> canon, keep;
   PassTable pass;  // the cell filters, checked at complete cells (the leaves' inner blocks)
+  // Under a filter: per inner zero pattern q, the best inner score of its inner cells
+  // (none: +-inf). A leaf whose passing patterns cannot beat the k-th best is skipped
+  // without scanning its M cells: fl(ps + x) is monotone in x, so fl(ps + best[q]) is
+  // the best score any of q's cells reaches at this prefix, exactly.
+  std::vector<double> qbest;
 
   Search(const Ctx& ctx, const double* l, const double* h, int64_t k, int64_t maxn)
       : c(ctx), max_nodes(maxn), bound(ctx, l, h), topk{{ctx.F, l, h}, k}, pass(ctx) {
@@ -36,6 +41,28 @@ struct Search {
     score.assign(kTile, 0.0);
     canon.assign(kTile, 1);
     keep.assign(kTile, 1);
+    if (c.filter) {
+      const double none = Largest ? -std::numeric_limits<double>::infinity()
+                                  : std::numeric_limits<double>::infinity();
+      qbest.assign(size_t{1} << c.m, none);
+      for (int64_t j = 0; j < c.M; ++j) {
+        double& b = qbest[c.inner_nz[j]];
+        const double s = c.inner_score[j];
+        if (Largest ? s > b : s < b) b = s;
+      }
+    }
+  }
+
+  // Whether some cell of this leaf that passes the filters could enter the full top-k.
+  bool leaf_can_improve(double ps) {
+    if (static_cast<int64_t>(topk.heap.size()) < topk.k) return true;
+    const double thr = topk.heap.front().s;
+    for (uint32_t q = 0; q < qbest.size(); ++q) {
+      if (std::isinf(qbest[q]) || !pass.get(c, q)) continue;
+      const double s = ps + qbest[q];  // the scan's own expression for a cell's score
+      if (Largest ? s > thr : s < thr) return true;
+    }
+    return false;
   }
 
   bool promising(int depth, const double* pf) const {
@@ -54,7 +81,10 @@ struct Search {
       const size_t before = topk.heap.size();
       const int64_t before_idx = before ? topk.heap.front().i : -1;
       const double ps = dot(c.coeffs, pf, c.F, c.bias);
-      if (c.filter) pass.set_prefix(c, oc.data(), leaf);
+      if (c.filter) {
+        pass.set_prefix(c, oc.data(), leaf);
+        if (!leaf_can_improve(ps)) return;
+      }
       for (int64_t t0 = 0; t0 < c.M; t0 += kTile) {
         const int64_t n = std::min<int64_t>(kTile, c.M - t0);
         for (int64_t j = 0; j < n; ++j) score[j] = ps + c.inner_score[t0 + j];
