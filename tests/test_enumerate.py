@@ -538,7 +538,11 @@ def test_cli_enumerate_json(capsys):
     assert [r["index"] for r in doc["cells"]] == ref.indices.tolist()
     assert [r["latency_s"] for r in doc["cells"]] == ref.scores.tolist()
     assert all(r["params"] <= 50_000 for r in doc["cells"])
-    assert doc["cells"][0]["cell"] == str(space.cell(doc["cells"][0]["index"]))
+    # the one textual cell form (nas.format_cell), which nas train --cell parses back
+    cell = space.cell(doc["cells"][0]["index"])
+    assert doc["cells"][0]["cell"] == nas.format_cell(cell)
+    parsed = nas.parse_cell(doc["cells"][0]["cell"], space.num_nodes)
+    assert set(parsed.edges) == {e for e in cell.edges if e.op != nas.OpType.ZERO}
 
 
 def test_cli_enumerate_table_and_errors(capsys):

@@ -103,7 +103,7 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
     from .distributed_enumerate import count_cells, top_k_cells
     from .enumerate import MAX_TOP_K, SearchBudgetExceeded, search_top_k
     from .latency import latency_coeffs, top_k_exact
-    from .space import SearchSpace, parse_ops
+    from .space import SearchSpace, format_cell, parse_ops
 
     # Sizes first, before anything is built from them.
     if not 2 <= args.nodes <= 11:
@@ -211,7 +211,7 @@ def _cmd_enumerate(args: argparse.Namespace) -> int:
         row.update({name: v for name, v in zip(FEATURE_NAMES, ft, strict=True)})
         cell = space.cell(i)
         # Under --prune-dead the score counts only live edges: show what runs.
-        row["cell"] = str(cell.pruned() if args.prune_dead else cell)
+        row["cell"] = format_cell(cell.pruned() if args.prune_dead else cell)
         rows.append(row)
     doc = {
         "num_nodes": space.num_nodes,
@@ -306,6 +306,7 @@ def _enumerate_plot(
     from .costs import FEATURE_NAMES
     from .distributed_enumerate import pareto_front
     from .enumerate_plot import plot_latency_params, sample_space, score_indices
+    from .space import format_cell
 
     more_params = -np.eye(len(FEATURE_NAMES))[FEATURE_NAMES.index("params")]
     front = pareto_front(space, table, [coeffs, more_params], cons, prune_dead=args.prune_dead,
@@ -320,7 +321,7 @@ def _enumerate_plot(
                            strict=True):  # fmt: skip
         cell = space.cell(i)
         rows.append({"index": i, "latency_s": la, "params": p, "cells": n,
-                     "cell": str(cell.pruned() if args.prune_dead else cell)})  # fmt: skip
+                     "cell": format_cell(cell.pruned() if args.prune_dead else cell)})  # fmt: skip
     sample = sample_space(space, table, coeffs, bias, cons, args.prune_dead, args.plot_sample,
                           seed=args.plot_seed, **filters)  # fmt: skip
     title = (f"{space.num_nodes} nodes, {space.num_ops} ops ({space.num_cells():,} cells), "
