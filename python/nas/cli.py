@@ -937,9 +937,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "trials, the best cell retrained from scratch, evaluated on every test window, "
         "exported as DIR/model.gguf with DIR/result.json, pictures and DIR/report.html. "
         "DIR/checkpoint.pt is saved as it goes: --resume DIR continues an interrupted run.",
-        epilog="examples:\n  nas search --demo\n  nas search --data ETTh1.csv --lookback 336 "
-        "--horizon 96 --split ett --out runs/etth1\n  nas search --resume runs/etth1",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **_examples(
+            "nas search --demo",
+            "nas search --data ETTh1.csv --lookback 336 --horizon 96 --split ett --out runs/etth1",
+            "nas search --resume runs/etth1",
+        ),
     )
     _add_run_options(p, search=True)
     p.add_argument(
@@ -963,10 +965,11 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Train one cell the way `nas search` retrains the cell it found: "
         "same model, data, early stopping, evaluation on every test window and export "
         "(DIR/model.gguf, DIR/result.json, pictures, DIR/report.html).",
-        epilog="examples:\n  nas train --demo --cell 0->1:max_pool_3x3,1->3:skip_connect "
-        '--out runs/cell\n  nas train --cell "0->1:conv_3x3,0->2:skip_connect,'
-        '1->2:avg_pool_3x3" --data ETTh1.csv --split ett --out runs/c3',
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **_examples(
+            "nas train --demo --cell 0->1:max_pool_3x3,1->3:skip_connect --out runs/cell",
+            'nas train --cell "0->1:conv_3x3,0->2:skip_connect,1->2:avg_pool_3x3" '
+            "--data ETTh1.csv --split ett --out runs/c3",
+        ),
     )
     p.add_argument(
         "--cell",
