@@ -82,6 +82,17 @@ __device__ __forceinline__ TileAt tile_at(int64_t t, int64_t tiles_n, int64_t ti
   return {r / tiles_n, (r % tiles_n) * kTile, td * kTile};
 }
 
+// Rows n_first .. n_first + R - 1 of one [N, D] batch row, column d = d0 + threadIdx.x,
+// into s[r][threadIdx.x] (zero outside the tensor: the halo of the pool windows).
+template <typename T, int R, int C>
+__device__ __forceinline__ void stage_rows(T (&s)[R][C], const T* __restrict__ src, int64_t n_first,
+                                           int64_t d, int64_t N, int64_t D) {
+  for (int r = threadIdx.y; r < R; r += kRowsPerPass) {
+    const int64_t n = n_first + r;
+    s[r][threadIdx.x] = (n >= 0 && n < N && d < D) ? src[n * D + d] : T(0);
+  }
+}
+
 // buf[dd][nn] = param[b, n0 + nn, d0 + dd] over the tile, read along whichever of n
 // and d has unit stride (n for [B, D, N] storage), so the loads coalesce.
 template <typename T>
@@ -120,10 +131,7 @@ __global__ void mixed_op_forward_kernel(const T* __restrict__ x,      // [B, N, 
     const int64_t d = t.d0 + tx;
     const T* xb = x + t.b * N * D;
     if (POOL) {
-      for (int r = threadIdx.y; r < kTile + 2; r += kRowsPerPass) {
-        const int64_t n = t.n0 - 1 + r;
-        xs[r][tx] = (n >= 0 && n < N && d < D) ? xb[n * D + d] : T(0);
-      }
+      stage_rows(xs, xb, t.n0 - 1, d, N, D);
       __syncthreads();
     }
     T acc[kRowsPerThread];
@@ -217,15 +225,9 @@ __global__ void mixed_op_backward_kernel(const T* __restrict__ g,      // [B, N,
     const T* xb = x + t.b * N * D;
     const T* gb = g + t.b * N * D;
     if (POOL) {
-      for (int r = threadIdx.y; r < kTile + 4; r += kRowsPerPass) {
-        const int64_t n = t.n0 - 2 + r;
-        xs[r][tx] = (n >= 0 && n < N && d < D) ? xb[n * D + d] : T(0);
-      }
+      stage_rows(xs, xb, t.n0 - 2, d, N, D);
     }
-    for (int r = threadIdx.y; r < kTile + 2; r += kRowsPerPass) {
-      const int64_t n = t.n0 - 1 + r;
-      gs[r][tx] = (n >= 0 && n < N && d < D) ? gb[n * D + d] : T(0);
-    }
+    stage_rows(gs, gb, t.n0 - 1, d, N, D);
     __syncthreads();
 #pragma unroll
     for (int r = 0; r < kRowsPerThread; ++r) {
