@@ -142,15 +142,14 @@ def score_histogram(
         return _enum.score_histogram(space, op_features, coeffs, bins, range, constraints, **kw)
     if range is None:
         shared = {k: v for k, v in kw.items() if k != "progress"}
-        lo_r = top_k_cells(space, op_features, coeffs, 1, constraints, **shared)
-        hi_r = top_k_cells(space, op_features, coeffs, 1, constraints, largest=True, **shared)
-        if len(lo_r.scores) == 0:  # nothing qualifies anywhere: as one process answers
+        found = _enum.default_score_range(
+            top_k_cells, space, op_features, coeffs, constraints, **shared
+        )
+        if found is None:  # nothing qualifies anywhere: as one process answers
             return _enum.score_histogram(
                 space, op_features, coeffs, bins, None, constraints, **{**kw, "count": 0}
             )
-        lo, hi = float(lo_r.scores[0]), float(hi_r.scores[0])
-        hi = float(np.nextafter(hi, np.inf)) if hi > lo else lo + 1.0
-        range = (lo, hi)  # noqa: A001
+        range = found  # noqa: A001
     size, a, n = _my_shard(space, kw)
     r = _enum.score_histogram(space, op_features, coeffs, bins, range, constraints, start=a,
                               count=n, **kw)  # fmt: skip

@@ -32,8 +32,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -445,6 +446,22 @@ def count_cells(
     return CellCount(int(totals[0]), int(totals[1]))
 
 
+def default_score_range(
+    top_k: Callable[..., TopK], space: SearchSpace, op_features: np.ndarray | Tensor,
+    coeffs: CoeffsLike, constraints: Constraints | None, **kw: Any,
+) -> tuple[float, float] | None:  # fmt: skip
+    """score_histogram's default range from two top-1 scans made with ``top_k``
+    (``top_k_cells`` here, or its torch.distributed form): (min, max one ulp up, or
+    min + 1 when all scores are equal) so that the last bin closes on the max; None
+    when no cell qualifies."""
+    lo_r = top_k(space, op_features, coeffs, 1, constraints, **kw)
+    hi_r = top_k(space, op_features, coeffs, 1, constraints, largest=True, **kw)
+    if len(lo_r.scores) == 0:
+        return None
+    lo, hi = float(lo_r.scores[0]), float(hi_r.scores[0])
+    return lo, (float(np.nextafter(hi, math.inf)) if hi > lo else lo + 1.0)
+
+
 def score_histogram(
     space: SearchSpace,
     op_features: np.ndarray | Tensor,
@@ -472,14 +489,11 @@ def score_histogram(
     if range is None:
         kw = dict(bias=bias, start=start, count=count, prune_dead=prune_dead, device=device,
                   connected_only=connected_only, distinct=distinct)  # fmt: skip
-        lo_r = top_k_cells(space, op_features, coeffs, 1, constraints, **kw)
-        hi_r = top_k_cells(space, op_features, coeffs, 1, constraints, largest=True, **kw)
-        if len(lo_r.scores) == 0:
+        found = default_score_range(top_k_cells, space, op_features, coeffs, constraints, **kw)
+        if found is None:
             edges = torch.linspace(0.0, 1.0, bins + 1, dtype=torch.float64)
             return Histogram(torch.zeros(bins, dtype=torch.int64), edges, 0, 0)
-        lo, hi = float(lo_r.scores[0]), float(hi_r.scores[0])
-        # Close the last bin on the max: hi moves one ulp up (or a unit when lo == hi).
-        hi = float(np.nextafter(hi, math.inf)) if hi > lo else lo + 1.0
+        lo, hi = found
     else:
         lo, hi = float(range[0]), float(range[1])
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
