@@ -36,26 +36,19 @@ class Sample:
     drawn: int
 
 
-def _eval(
-    space: SearchSpace, table: Any, coeffs: np.ndarray, bias: float, prune_dead: bool,
-    idx: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    nodes, zero = _space_args(space)
-    t = _table(space, table).numpy()
-    feats, scores, _ = _reference.enumerate_eval(
-        t, np.asarray(coeffs, dtype=np.float64)[None, :], float(bias), nodes, zero,
-        prune_dead, idx.astype(np.int64),
-    )  # fmt: skip
-    return feats, scores[:, 0]
-
-
 def score_indices(
     space: SearchSpace, table: Any, coeffs: np.ndarray, bias: float, prune_dead: bool,
     idx: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(features [n, F], scores [n]) of the given cell indices, exactly as the kernels
     score them."""
-    return _eval(space, table, coeffs, bias, prune_dead, np.asarray(idx, dtype=np.int64))
+    nodes, zero = _space_args(space)
+    t = _table(space, table).numpy()
+    feats, scores, _ = _reference.enumerate_eval(
+        t, np.asarray(coeffs, dtype=np.float64)[None, :], float(bias), nodes, zero,
+        prune_dead, np.asarray(idx, dtype=np.int64),
+    )  # fmt: skip
+    return feats, scores[:, 0]
 
 
 def sample_space(
@@ -78,7 +71,7 @@ def sample_space(
     for _ in range(rounds):
         idx = np.arange(n, dtype=np.int64) if n <= size else rng.integers(0, n, _DRAW)
         drawn += idx.shape[0]
-        feats, _ = _eval(space, t, coeffs, bias, prune_dead, idx)
+        feats, _ = score_indices(space, t, coeffs, bias, prune_dead, idx)
         ok = ((feats >= low) & (feats <= high)).all(axis=1)
         ok &= _reference.enumerate_filter(space.num_ops, space.num_nodes, _space_args(space)[1],
                                           idx, connected_only, distinct)  # fmt: skip
@@ -87,7 +80,7 @@ def sample_space(
             break
     if kept.shape[0] > size:
         kept = np.sort(rng.choice(kept, size, replace=False))
-    feats, scores = _eval(space, t, coeffs, bias, prune_dead, kept)
+    feats, scores = score_indices(space, t, coeffs, bias, prune_dead, kept)
     return Sample(kept, scores, feats[:, 2], drawn)
 
 
