@@ -405,10 +405,12 @@ def _run_calibration(
         out=args.out,
         rounds=args.rounds,
         warmup=args.warmup,
+        warm_calls=args.warm_calls,
         min_block_s=args.min_block_ms / 1e3,
         threads=args.threads,
         statistic=args.statistic,
         timer=args.timer,
+        allocator=args.allocator,
         weighting=args.fit,
         repeat=args.repeat,
         seed=args.seed,
@@ -902,8 +904,14 @@ def _build_parser() -> argparse.ArgumentParser:
         "training cells",
     )
     p.add_argument("--hw", default=None, help="profile for the seed units: cpu, dgx_spark, h200")
-    p.add_argument("--rounds", type=int, default=60, help="interleaved timing rounds (60)")
+    p.add_argument("--rounds", type=int, default=40, help="interleaved timing rounds (40)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls per cell (3)")
+    p.add_argument(
+        "--warm-calls",
+        type=int,
+        default=1,
+        help="untimed calls of a cell right before each of its timed blocks (1)",
+    )
     p.add_argument("--min-block-ms", type=float, default=0.5, help="min timed block (0.5 ms)")
     p.add_argument("--threads", type=int, default=1, help="torch threads, fixed (default 1)")
     p.add_argument("--statistic", default="min", help='"min" (default), "median" or "p<q>"')
@@ -912,6 +920,13 @@ def _build_parser() -> argparse.ArgumentParser:
         default="wall",
         choices=["wall", "thread"],
         help="CPU timer: wall clock, or the thread's CPU time (needs --threads 1)",
+    )
+    p.add_argument(
+        "--allocator",
+        default="keep",
+        choices=["keep", "system"],
+        help="keep freed memory in the process while measuring (glibc; default), so "
+        "cells do not page-fault on their own outputs, or leave the allocator as it is",
     )
     p.add_argument(
         "--fit",
