@@ -2,8 +2,11 @@
 
 .venv/bin/python bench/latency_probe.py OUT.npz [--seed 1] [--rounds 120] [--cells 200]
 .venv/bin/python bench/latency_probe.py OUT.npz --report     # analyse a saved probe
+.venv/bin/python bench/latency_probe.py --orders system      # order / instance probe,
+.venv/bin/python bench/latency_probe.py --orders keep        # one process per allocator
 
-Runs the sample of ``nas calibrate --seed S`` (forward, [16, 64, 128], 1 thread) and
+Runs the sample of ``nas calibrate --seed S`` (forward, [16, 64, 128], 1 thread) with
+the protocol as it was before this probe (glibc's allocator as it is, no warm call) and
 keeps every round's time, then probes the candidates the issue names, each on the
 same cells:
 
@@ -14,6 +17,13 @@ same cells:
 * page faults: minor faults per call (getrusage) of each cell, after warm-up
 * previous op: each cell timed back to back (warm caches) vs after a 32 MiB sweep
   that evicts the caches (the worst predecessor), vs the interleaved rounds.
+
+``--orders ALLOCATOR`` (glibc's allocator as it is, or ``keep``: freed memory kept in the
+process, ``nas.calibrate.keep_freed_memory``; the setting lasts, so one process each):
+the same 200 cells timed three times, 40 rounds each: A, then B in another random
+order (same modules), then C as new modules (other weights, input, allocations) in A's
+order; without and with one untimed call before each timed call (``warm_calls``);
+minor page faults per timed call; agreement within +-10% of A's halves, A vs B, A vs C.
 
 Meant for a quiet machine (load average below 1); prints the load before and after.
 """
@@ -28,11 +38,13 @@ import time
 import numpy as np
 import torch
 
-from nas.calibrate import _make_step, sample_cells, time_cells
+from nas.calibrate import TimingProtocol, _make_step, sample_cells, time_cells
 from nas.signal_ops import CellModule
 from nas.space import SearchSpace
 
 SHAPE = (16, 64, 128)
+# the protocol before issue 12 found the allocator: glibc as it is, no warm call
+OLD = TimingProtocol(allocator="system", warm_calls=0)
 
 
 def within(a: np.ndarray, b: np.ndarray) -> float:
@@ -81,10 +93,10 @@ def probe(out: str, seed: int, rounds: int, n: int) -> None:
     cells = sample_cells(space, n, seed)
     print("load", os.getloadavg())
     t0 = time.perf_counter()
-    times, info = time_cells(cells, "cpu", SHAPE, "forward", rounds=rounds, seed=seed)
+    times, info = time_cells(cells, "cpu", SHAPE, "forward", OLD, rounds=rounds, seed=seed)
     print(f"interleaved: {time.perf_counter() - t0:.0f} s")
     # the same cells, new instances: other weights, input and allocations
-    times_b, _ = time_cells(cells, "cpu", SHAPE, "forward", rounds=rounds, seed=seed + 1000)
+    times_b, _ = time_cells(cells, "cpu", SHAPE, "forward", OLD, rounds=rounds, seed=seed + 1000)
     print(f"second instances: {time.perf_counter() - t0:.0f} s")
     pc = per_call(cells, seed)
     print(f"per call probes: {time.perf_counter() - t0:.0f} s; load", os.getloadavg())
@@ -134,14 +146,68 @@ def report(path: str) -> None:
     )
 
 
+def orders(allocator: str, n: int = 200, rounds: int = 40) -> None:
+    from nas.calibrate import keep_freed_memory
+
+    torch.set_num_threads(1)
+    if allocator == "keep":
+        print("keep_freed_memory:", keep_freed_memory())
+    cells = sample_cells(SearchSpace(4), n, 1)
+
+    def run(seed: int, order_seed: int, warm: int) -> tuple[np.ndarray, np.ndarray]:
+        torch.manual_seed(seed)
+        x = torch.randn(*SHAPE)
+        steps = [_make_step(CellModule(c, SHAPE[2]), x, "forward") for c in cells]
+        for s in steps:
+            s(), s(), s()
+        rng = np.random.default_rng(order_seed)
+        t, flt = np.empty((len(cells), rounds)), np.zeros(len(cells))
+        for r in range(rounds):
+            for i in rng.permutation(len(cells)).tolist():
+                for _ in range(warm):
+                    steps[i]()
+                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                t0 = time.perf_counter()
+                steps[i]()
+                t[i, r] = time.perf_counter() - t0
+                flt[i] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+        return t, flt / rounds
+
+    print("load", os.getloadavg())
+    for warm in (0, 1):
+        t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+        a, fa = run(1, 1, warm)
+        b, _ = run(1, 2, warm)
+        c, _ = run(1001, 1, warm)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        print(
+            f"warm_calls={warm}: {time.perf_counter() - t0:.0f} s "
+            f"(sys {r1.ru_stime - r0.ru_stime:.1f} s)"
+            f", faults per timed call: median {np.median(fa):.1f}, max {fa.max():.1f}"
+        )
+        for s in ("min", "p10", "p25", "median"):
+            half = 100 * within(stat(a[:, 0::2], s), stat(a[:, 1::2], s))
+            order = 100 * within(stat(a, s), stat(b, s))
+            inst = 100 * within(stat(a, s), stat(c, s))
+            print(
+                f"  {s:6s} within +-10%: halves {half:5.1f}%, other order {order:5.1f}%, "
+                f"new instances {inst:5.1f}%; median cell {1e3 * np.median(stat(a, s)):.3f} ms"
+            )
+    print("load", os.getloadavg())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out")
+    ap.add_argument("out", nargs="?")
+    ap.add_argument("--orders", choices=["system", "keep"], default=None)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=120)
     ap.add_argument("--cells", type=int, default=200)
     ap.add_argument("--report", action="store_true")
     a = ap.parse_args()
+    if a.orders:
+        orders(a.orders)
+        return
     if not a.report:
         probe(a.out, a.seed, a.rounds, a.cells)
     report(a.out)

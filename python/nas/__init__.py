@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import log  # noqa: F401  (the "nas" logger's NullHandler, before anything logs)
 from ._native import build_info, has_native
-from .calibrate import measure_cells, run_calibration
+from .calibrate import TimingProtocol, measure_cells, run_calibration
 from .costs import (
     FEATURE_NAMES,
     HWProfile,
@@ -120,6 +120,7 @@ __all__ = [
     "SignalSearchOutput",
     "SignalSearchResult",
     "SuperNet",
+    "TimingProtocol",
     "TopK",
     "TrainedCell",
     "WindowedSeries",

@@ -9,16 +9,17 @@ protocol is built against drift and against what the measured process itself doe
   recorded;
 * freed memory stays in the process (``allocator="keep"``, glibc: no heap trimming, a
   fixed 32 MiB mmap threshold). With glibc's defaults, a cell timed after other cells
-  page-faults on its own outputs: measured on the 2-core CPU, 700-1100 minor faults per
-  call of a [16, 64, 128] cell (0 with "keep"), +20% latency, and a cell's time then
-  depends on which cells ran before it and on the process's history (the same cells in
-  another random order agreed within +-10% for 17-35% of cells; with "keep" 95-100%).
-  A deployed model does not pay this: it reuses the same buffers call after call.
-  This is process-wide and stays after the measurement (glibc cannot turn its dynamic
-  threshold back on); "system" leaves the allocator alone;
+  page-faults on its own outputs: measured on the 2-core CPU, 430-1,100 minor faults
+  per call of a [16, 64, 128] cell (0 with "keep"), 8-18% more time, and a cell's time
+  then depends on which cells ran before it and on the process's history (the same
+  cells timed again in another random order agreed within +-10% for 1-35% of cells;
+  with "keep" 98-100%; ``bench/latency_probe.py``, bench/RESULTS.md). A deployed model
+  does not pay this: it reuses the same buffers call after call. This is process-wide
+  and stays after the measurement (glibc cannot turn its dynamic threshold back on);
+  "system" leaves the allocator alone;
 * every module is warmed up first; each timed block is preceded by ``warm_calls``
   untimed calls of the same cell (1: what ran before no longer leaks into its time;
-  measured, the minimum's agreement between two random orders went 95% -> 99.5%), and
+  measured, the minimum's agreement between two random orders went 95-98% -> 99.5%), and
   repeats the cell ``number`` times so that one block lasts at least ``min_block_s``
   (0.5 ms: timer jitter, ~0.1 us, is then negligible, yet blocks are short enough that
   many of them run between other processes' time slices); the per-call time of a
