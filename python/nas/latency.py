@@ -4,67 +4,32 @@ A :class:`LatencyEstimator` predicts the latency (seconds) of a cell as a linear
 
     latency = sum_f weight_f * feature_f(cell) + bias
 
-over one of five named feature sets (``FEATURE_SETS``):
-
-* ``"seed"``: the seed's two features, summed over ALL edges of the cell:
-  ``compute_time = sum(FLOPs) / (GFLOPS * 1e9)`` and
-  ``memory_time = sum(bytes) / (GB/s * 1e9)`` (a term is 0 when its rate is <= 0),
-  with weights ``alpha`` and ``beta`` (1.0 before calibration) and ``bias`` (0.0).
-* ``"lut"``: an additive lookup table over the edges the cell module actually runs
-  (live edges, below): one count per non-``zero`` op of the estimator's op list
-  (``n_<op>``), plus ``launches``, the kernels dispatched (each op's own kernels, the
-  adds that sum a node's inputs, and the ``zeros_like`` of a dead output). Before
-  calibration each count weighs its op's seed time (compute + memory time), so an
-  uncalibrated ``"lut"`` model is the seed model restricted to live edges.
-* ``"layout"``: the lookup table keyed by (op, memory layout of its input):
-  ``n_<op>@C`` / ``n_<op>@T``, plus ``adds_same`` / ``adds_mixed`` (node-sum adds of
-  tensors with the same / different layouts); a cell whose output receives nothing
-  (its ``zeros_like``, rare) costs the bias alone. Measured on CPU, the
-  same op costs up to 18x more on the other layout (avg_pool on a conv's transposed
-  output: ~650 us against ~36 us on the cell input at [16, 64, 128]), which no
-  per-op table can express. Layout "C" is contiguous [B, N, D] (the cell input);
-  "T" is contiguous [B, D, N] seen as [B, N, D] (a Conv1d's output after the
-  transpose back); ``OP_OUTPUT_T`` gives each op's output layout.
-* ``"layout_bw"``: ``"layout"`` plus ``bw_<op>``, per-op counts of the edges a
-  backward pass runs (live edges from which the output is reachable through live
-  edges), for ``mode="train"`` measurements. Not split by layout: an edge that runs
-  forward but not backward is rare, and finer columns were all-zero on 150 cells.
-* ``"layout_grad"``: ``"layout"`` plus what a training step's backward runs, per edge
-  the output's gradient reaches (through live edges): ``gw_<op>``, the weight
-  gradients of a conv edge, ``gx_<op>@C|T``, the input gradient of an edge whose
-  source needs one (the cell input does not: it has no ``requires_grad``, so a pool
-  reading it has no backward at all, and a node fed only by such edges needs none
-  either), by the layout of the edge's input, and ``g_accum``, the gradient
-  accumulations (a node whose gradient comes from k > 1 edges adds k - 1 times).
-  Some of these columns are near-collinear with the forward counts: fit with
-  ``ridge > 0`` (``nas calibrate`` does).
-* ``"layout_scaled"``: the ``"layout"`` counts each multiplied by the op's seed time at
-  the point's shape (compute + memory time from ``nas.op_costs_1d``; the adds by the
-  memory time of reading two node tensors and writing one), plus ``launches``: a
-  per-(op, layout) factor on a shape-aware cost, and a fixed cost per kernel, so that
-  one model covers several shapes. At a single shape its columns are multiples of
-  ``"layout"``'s and ``launches`` depends on them (rank-deficient without ridge).
-* ``"rich"``: ``"lut"`` plus ``compute_time`` and ``memory_time`` over live edges. At a
-  single input shape FLOPs and bytes are exact multiples of the per-op counts, so this
-  design is rank-deficient unless the calibration points span several shapes
-  (``CalibrationPoint.shape``, with shape-aware 1-D op costs, ``nas.op_costs_1d``).
-
-Live edges: :class:`nas.signal_ops.CellModule` skips a ``zero`` edge and every edge
-whose source node received nothing (a node whose incoming edges are all skipped), so
-their cost is never paid. Node 0 (the input) is always live. This structure is what
-makes every model but ``"seed"`` non-additive over edges (``additive``
-is False): ``estimate_batch`` computes it vectorised over the batch, one step per edge.
+over one of seven named feature sets (``FEATURE_SETS``), from the seed's compute and
+memory time over all edges (``"seed"``: weights ``alpha`` and ``beta``, 1.0 before
+calibration, and ``bias``, 0.0) to per-(op, input layout) counts over the edges the
+cell module actually runs and what its backward runs. The features themselves are pure
+functions of the feature set, the op list, the per-op costs and the cells, in
+:mod:`nas.latency_features` (whose docstring describes every set); this module holds
+the model: weights in model units (features divided by the hardware rates for FLOPs
+and bytes, raw counts otherwise), fitting, prediction and persistence. Every set but
+``"seed"`` counts live edges only, which makes it non-additive over edges
+(``additive`` is False): ``estimate_batch`` computes the features vectorised over the
+batch, one step per edge.
 
 For routing through a scoring kernel that sums per-op features over edges,
 ``feature_table(ops)`` ([K, F]) and ``coeffs()`` (weights [F], bias) expose the model
 in raw units (FLOPs, bytes, counts): for ``"seed"`` the coefficients over (flops,
 mem_bytes) are alpha / (GFLOPS * 1e9) and beta / (GB/s * 1e9), and
 ``estimate == feature_table[codes].sum(edges) @ weights + bias`` exactly (``additive``).
+For the other sets ``edge_bounds`` gives an additive lower bound that ``top_k_exact``
+scans before re-ranking the candidates with the full model.
 
 Fitting (:meth:`LatencyEstimator.calibrate`) is ordinary least squares solved by
 ``numpy.linalg.lstsq`` on column-scaled features; fewer points than coefficients or a
 rank-deficient design raise ``ValueError`` (naming the columns involved) and leave the
-coefficients untouched.
+coefficients untouched. Choosing a feature set by cross-validation is
+:mod:`nas.latency_fit`; the accuracy metrics (R^2, within +-10%, Kendall's tau, the
+fastest-10% overlap) are here, beside the estimator's ``r_squared`` / ``metrics``.
 """
 
 from __future__ import annotations
@@ -81,52 +46,35 @@ import torch
 
 from ._io import write_json_atomic
 from .costs import FEATURE_NAMES, HWProfile, OpCost, default_op_costs, op_costs_1d
-from .space import Cell, OpType, SearchSpace, _check_int, _is_int, all_ops, as_op
-
-FEATURE_SETS: tuple[str, ...] = (
-    "seed",
-    "lut",
-    "layout",
-    "layout_bw",
-    "layout_grad",
-    "layout_scaled",
-    "rich",
+from .latency_features import (
+    CANON,
+    FEATURE_SETS,
+    LAYOUT_SETS,
+    LAYOUTS,
+    OP_LAUNCHES,
+    OP_OUTPUT_T,
+    CellWalk,
+    add_scale,
+    cell_walk,
+    check_feature_set,
+    count_ops,
+    feature_columns,
+    op_raw_table,
+    rate_div,
+    seed_time,
 )
-_LAYOUT_SETS = ("layout", "layout_bw", "layout_grad", "layout_scaled")
+from .latency_features import cell_features as _cell_features
+from .space import (
+    Cell,
+    OpType,
+    SearchSpace,
+    _check_int,
+    _is_int,
+    all_ops,  # noqa: F401  (importable from here before the split)
+    as_op,
+)
+
 WEIGHTINGS: tuple[str, ...] = ("absolute", "relative")
-
-# Kernels one op dispatches in CellModule's forward on CPU (views such as transpose
-# are free): ReLU + conv; ReLU + depthwise + pointwise; one pool; identity; skipped.
-OP_LAUNCHES: dict[OpType, int] = {
-    OpType.CONV_3X3: 2,
-    OpType.CONV_5X5: 2,
-    OpType.SEP_CONV_3X3: 3,
-    OpType.SEP_CONV_5X5: 3,
-    OpType.AVG_POOL_3X3: 1,
-    OpType.MAX_POOL_3X3: 1,
-    OpType.SKIP_CONNECT: 0,
-    OpType.ZERO: 0,
-}
-
-# Memory layout of an op's output given its input's, for the [B, N, D] node tensors of
-# CellModule on CPU: "C" is contiguous [B, N, D] (the cell input), "T" is contiguous
-# [B, D, N] seen as [B, N, D] (what a Conv1d leaves after the transpose back). True = T.
-# Checked against the real modules by tests/test_latency.py.
-OP_OUTPUT_T: dict[OpType, tuple[bool, bool]] = {  # (output is T for input C, for input T)
-    OpType.CONV_3X3: (True, True),
-    OpType.CONV_5X5: (True, True),
-    OpType.SEP_CONV_3X3: (True, True),
-    OpType.SEP_CONV_5X5: (True, True),
-    OpType.AVG_POOL_3X3: (False, False),  # copies a T input to C first (signal_ops)
-    OpType.MAX_POOL_3X3: (True, True),
-    OpType.SKIP_CONNECT: (False, True),
-    OpType.ZERO: (False, True),  # never run; placeholder
-}
-LAYOUTS: tuple[str, ...] = ("C", "T")
-_KERNEL_OPS = (OpType.CONV_3X3, OpType.CONV_5X5, OpType.SEP_CONV_3X3, OpType.SEP_CONV_5X5)
-
-_CANON: list[OpType] = all_ops()  # canonical op codes used internally
-_ZERO = _CANON.index(OpType.ZERO)
 Shape = tuple[int, int, int]  # (batch, patches, hidden): the cell input [B, N, D]
 
 
@@ -241,68 +189,10 @@ def fastest_overlap(
     return len(fast_y & fast_p) / k
 
 
-def _rate_div(rate: float) -> float:
-    return rate * 1e9 if rate > 0 else 0.0
-
-
 def _divide(raw: np.ndarray, div: np.ndarray) -> np.ndarray:
     # raw [..., F] / div [F], with a 0 divisor (rate <= 0) giving a 0 term.
     safe = np.where(div > 0, div, 1.0)
     return np.where(div > 0, raw / safe, 0.0)
-
-
-_OUT_T = torch.tensor([OP_OUTPUT_T[op] for op in _CANON], dtype=torch.bool)  # [8, 2]
-_HAS_WEIGHTS = torch.tensor([op in _KERNEL_OPS for op in _CANON], dtype=torch.bool)  # [8]
-
-
-@dataclass(frozen=True)
-class CellWalk:
-    """What :class:`nas.signal_ops.CellModule` runs for a batch of n cells, from ONE walk
-    over the edges in its order (into node j, by increasing source): ``edge_live`` [n, E]
-    (row-major edge order, ``k_of[(i, j)]``), ``in_t`` [n, E] (the edge's input has the
-    transposed layout "T"), per node ``node_live`` / ``node_t`` / ``node_g`` (whether its
-    value needs a gradient: the input does not; a node does when an edge into it has
-    weights or reads a node that needs one), and the node-sum adds ``same`` / ``mixed``
-    [n] (the added tensor has / has not the node's layout: ``a + b`` keeps ``a``'s)."""
-
-    k_of: dict[tuple[int, int], int]
-    edge_live: torch.Tensor
-    in_t: torch.Tensor
-    node_live: list[torch.Tensor]
-    node_t: list[torch.Tensor]
-    node_g: list[torch.Tensor]
-    same: torch.Tensor
-    mixed: torch.Tensor
-
-
-def cell_walk(num_nodes: int, codes: torch.Tensor) -> CellWalk:
-    """The :class:`CellWalk` of canonical op codes [n, E] on the full edge list of
-    ``num_nodes`` (absent edges are ``zero``); vectorised over the n cells."""
-    n = codes.shape[0]
-    k_of = {e: k for k, e in enumerate(_edges(num_nodes))}
-    edge_live = torch.zeros(codes.shape, dtype=torch.bool)
-    in_t = torch.zeros(codes.shape, dtype=torch.bool)
-    node_live = [torch.ones(n, dtype=torch.bool)] + [
-        torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes - 1)
-    ]
-    node_t = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
-    node_g = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
-    same = torch.zeros(n, dtype=torch.float64)
-    mixed = torch.zeros(n, dtype=torch.float64)
-    for j in range(1, num_nodes):
-        for i in range(j):
-            k = k_of[(i, j)]
-            c = codes[:, k]
-            live = (c != _ZERO) & node_live[i]
-            edge_live[:, k], in_t[:, k] = live, node_t[i]
-            y_t = _OUT_T[c, node_t[i].to(torch.int64)]
-            adds = live & node_live[j]
-            same += (adds & (y_t == node_t[j])).to(torch.float64)
-            mixed += (adds & (y_t != node_t[j])).to(torch.float64)
-            node_t[j] = torch.where(live & ~node_live[j], y_t, node_t[j])
-            node_live[j] = node_live[j] | live
-            node_g[j] = node_g[j] | (live & (_HAS_WEIGHTS[c] | node_g[i]))
-    return CellWalk(k_of, edge_live, in_t, node_live, node_t, node_g, same, mixed)
 
 
 class LatencyEstimator:
@@ -326,10 +216,8 @@ class LatencyEstimator:
         ops: Sequence[OpType | str] | None = None,
         shape: Sequence[int] | None = None,
     ) -> None:
-        if features not in FEATURE_SETS:
-            raise ValueError(f"unknown feature set {features!r}; known: {', '.join(FEATURE_SETS)}")
         self.hw = hw
-        self.features = features
+        self.features = check_feature_set(features)
         self.shape = _check_shape(shape)
         if op_costs is None:
             op_costs = (
@@ -337,12 +225,12 @@ class LatencyEstimator:
                 if self.shape is None
                 else op_costs_1d(self.shape[1], self.shape[2], batch=self.shape[0])
             )
-        missing = [op.value for op in _CANON if op not in op_costs]
+        missing = [op.value for op in CANON if op not in op_costs]
         if missing:
             raise ValueError(f"op_costs has no entry for ops {missing}")
-        self.op_costs: dict[OpType, OpCost] = {op: op_costs[op] for op in _CANON}
-        self.ops: list[OpType] = [as_op(op) for op in (ops if ops is not None else _CANON)]
-        self._count_ops = [op for op in self.ops if op != OpType.ZERO]
+        self.op_costs: dict[OpType, OpCost] = {op: op_costs[op] for op in CANON}
+        self.ops: list[OpType] = [as_op(op) for op in (ops if ops is not None else CANON)]
+        self._count_ops = count_ops(self.ops)
         self._div = np.array([self._divisor(c) for c in self.columns], dtype=np.float64)
         self._weights, self.bias = self._initial_weights(), 0.0
         self.calibrated = False
@@ -351,25 +239,7 @@ class LatencyEstimator:
     @property
     def columns(self) -> list[str]:
         """Names of the model's features, in weight order (raw units: see feature_table)."""
-        lut = [f"n_{op.value}" for op in self._count_ops] + ["launches"]
-        if self.features == "seed":
-            return ["flops", "mem_bytes"]
-        if self.features == "lut":
-            return lut
-        if self.features in _LAYOUT_SETS:
-            per_op = [f"n_{op.value}@{lay}" for op in self._count_ops for lay in LAYOUTS]
-            cols = per_op + ["adds_same", "adds_mixed"]
-            if self.features == "layout_bw":
-                cols += [f"bw_{op.value}" for op in self._count_ops]
-            if self.features == "layout_grad":
-                convs = [op for op in self._count_ops if op in _KERNEL_OPS]
-                cols += [f"gw_{op.value}" for op in convs]
-                cols += [f"gx_{op.value}@{lay}" for op in self._count_ops for lay in LAYOUTS]
-                cols += ["g_accum"]
-            if self.features == "layout_scaled":
-                cols += ["launches"]
-            return cols
-        return lut + ["flops", "mem_bytes"]
+        return feature_columns(self.features, self.ops)
 
     @property
     def additive(self) -> bool:
@@ -384,16 +254,10 @@ class LatencyEstimator:
     def _divisor(self, column: str) -> float:
         # Model feature = raw / divisor: compute/memory time for flops/bytes, raw counts else.
         if column == "flops":
-            return _rate_div(self.hw.flops_throughput_gflops)
+            return rate_div(self.hw.flops_throughput_gflops)
         if column == "mem_bytes":
-            return _rate_div(self.hw.mem_bandwidth_gbs)
+            return rate_div(self.hw.mem_bandwidth_gbs)
         return 1.0
-
-    def _seed_time(self, op: OpType, costs: Mapping[OpType, OpCost] | None = None) -> float:
-        """compute + memory time of ``op`` (under ``costs``, default the estimator's)."""
-        c = (costs if costs is not None else self.op_costs)[op]
-        g, b = _rate_div(self.hw.flops_throughput_gflops), _rate_div(self.hw.mem_bandwidth_gbs)
-        return (c.flops / g if g > 0 else 0.0) + (c.mem_bytes / b if b > 0 else 0.0)
 
     def _initial_weights(self) -> np.ndarray:
         w = []
@@ -407,7 +271,7 @@ class LatencyEstimator:
             elif self.features == "layout_scaled":  # the column is already a seed time
                 w.append(1.0)
             else:
-                w.append(self._seed_time(as_op(col[2:].split("@")[0])))
+                w.append(seed_time(as_op(col[2:].split("@")[0]), self.op_costs, self.hw))
         if self.features == "rich":  # start as the seed model over live edges
             w = [0.0] * (len(w) - 2) + [1.0, 1.0]
         return np.asarray(w, dtype=np.float64)
@@ -432,54 +296,12 @@ class LatencyEstimator:
             float(self._weights[cols.index("mem_bytes")]) if "mem_bytes" in cols else float("nan")
         )
 
-    def _op_raw_table(self, costs: Mapping[OpType, OpCost]) -> np.ndarray:
-        """[8, F] raw per-op features over the canonical op order (additive part)."""
-        rows = []
-        for op in _CANON:
-            row = []
-            for col in self.columns:
-                if col == "flops":
-                    row.append(costs[op].flops)
-                elif col == "mem_bytes":
-                    row.append(costs[op].mem_bytes)
-                elif col == "launches":
-                    # own kernels + the add into its node; the first input of a node is
-                    # free, which the per-cell structural term subtracts (-live nodes)
-                    row.append(0.0 if op == OpType.ZERO else OP_LAUNCHES[op] + 1.0)
-                elif col == "adds_same":
-                    # every non-zero edge adds into its node (the first input is free:
-                    # the per-cell term subtracts one add per live node)
-                    add = self._add_scale(costs) if self.features == "layout_scaled" else 1.0
-                    row.append(0.0 if op == OpType.ZERO else add)
-                elif col == "adds_mixed":
-                    row.append(0.0)
-                elif col.startswith(("bw_", "gw_")):  # in a supernet every edge runs backward
-                    row.append(1.0 if col[3:] == op.value else 0.0)
-                elif col == "g_accum":
-                    row.append(0.0)
-                elif "@" in col:
-                    # layout-averaged: an op's input layout depends on the cell around it
-                    name = col.split("@")[0]
-                    hit = name in (f"n_{op.value}", f"gx_{op.value}")
-                    scale = self._seed_time(op, costs) if self.features == "layout_scaled" else 1
-                    row.append(0.5 * scale if hit else 0.0)
-                else:
-                    row.append(1.0 if col == f"n_{op.value}" else 0.0)
-            rows.append(row)
-        return np.asarray(rows, dtype=np.float64).reshape(len(_CANON), len(self.columns))
-
-    def _add_scale(self, costs: Mapping[OpType, OpCost]) -> float:
-        """``"layout_scaled"``: the memory time of a node-sum add (read two node tensors,
-        write one); skip_connect's bytes are those of one node tensor."""
-        b = _rate_div(self.hw.mem_bandwidth_gbs)
-        return 3.0 * costs[OpType.SKIP_CONNECT].mem_bytes / b if b > 0 else 0.0
-
     def feature_table(self, ops: Sequence[OpType | str] | None = None) -> np.ndarray:
         """Per-op features [K, F] (raw units, ``columns`` order) for ``ops`` (default
         the estimator's ops): what a scoring kernel sums over a cell's edges."""
-        table = self._op_raw_table(self.op_costs)
+        table = op_raw_table(self.features, self.ops, self.op_costs, self.hw)
         ops = [as_op(op) for op in (ops if ops is not None else self.ops)]
-        return table[[_CANON.index(op) for op in ops]]
+        return table[[CANON.index(op) for op in ops]]
 
     def coeffs(self) -> tuple[np.ndarray, float]:
         """(weights [F] over ``feature_table`` columns in raw units, bias in seconds);
@@ -508,15 +330,15 @@ class LatencyEstimator:
             return float(w[col[name]]) * raw if name in col else 0.0
 
         scaled = self.features == "layout_scaled"
-        add_unit = self._add_scale(self.op_costs) if scaled else 1.0
+        add_unit = add_scale(self.op_costs, self.hw) if scaled else 1.0
         bounds = np.zeros(len(ops))
         for k, op in enumerate(ops):
             if op == OpType.ZERO:
                 continue
             v = op.value
             base = wt("launches", OP_LAUNCHES[op])  # its own kernels
-            if self.features in _LAYOUT_SETS:
-                unit = self._seed_time(op) if scaled else 1.0
+            if self.features in LAYOUT_SETS:
+                unit = seed_time(op, self.op_costs, self.hw) if scaled else 1.0
                 # forward on either layout, with (or without) its input gradient on it
                 base += min(
                     wt(f"n_{v}@{lay}", unit) + min(0.0, wt(f"gx_{v}@{lay}")) for lay in LAYOUTS
@@ -542,155 +364,6 @@ class LatencyEstimator:
             return self.op_costs
         return op_costs_1d(shape[1], shape[2], batch=shape[0])
 
-    def _raw_from_codes(
-        self, num_nodes: int, codes: torch.Tensor, costs: Mapping[OpType, OpCost]
-    ) -> np.ndarray:
-        """codes: Tensor[n, E] int64 canonical op codes on the full edge list of
-        ``num_nodes`` (row-major (i, j), i < j; absent edges are ``zero``) -> raw
-        features [n, F] float64."""
-        codes = codes.to(torch.int64).cpu()
-        table = torch.from_numpy(self._op_raw_table(costs))  # [8, F]
-        if self.features != "seed":
-            present = sorted({_CANON[c] for c in torch.unique(codes).tolist()} - {OpType.ZERO})
-            unknown = [op.value for op in present if op not in self._count_ops]
-            if unknown:
-                known = [op.value for op in self.ops]
-                raise ValueError(f"ops {unknown} are not in the estimator's op list {known}")
-        if not self.live_edges_only:
-            return table[codes].sum(dim=1).numpy()
-        if self.features in _LAYOUT_SETS:
-            return self._layout_features(num_nodes, codes, costs)
-        walk = cell_walk(num_nodes, codes)
-        feats = (table[codes] * walk.edge_live.unsqueeze(-1)).sum(dim=1)  # [n, F]
-        cols = self.columns
-        if "launches" in cols:
-            live_nodes = torch.stack(walk.node_live[1:], dim=1).sum(dim=1).to(torch.float64)
-            out_dead = (~walk.node_live[-1]).to(torch.float64) if num_nodes > 1 else 0.0
-            feats[:, cols.index("launches")] += out_dead - live_nodes
-        return feats.numpy()
-
-    def _layout_features(
-        self, num_nodes: int, codes: torch.Tensor, costs: Mapping[OpType, OpCost]
-    ) -> np.ndarray:
-        """The features [n, F] of the layout sets for canonical codes [n, E]: live edges
-        counted per (op, input layout), and node-sum adds split by whether the added
-        tensor has the node's layout (CellModule's order: into node j, edges by
-        increasing src; ``a + b`` keeps the layout of ``a``, the node's first input);
-        the backward columns of ``"layout_bw"`` / ``"layout_grad"``; for
-        ``"layout_scaled"`` the counts times their seed times at ``costs``. One walk
-        over the edges in CellModule's order gives liveness and layouts together."""
-        n = codes.shape[0]
-        cols = self.columns
-        n_ops = len(_CANON)
-        dump = len(cols)  # the column dead edges (and ops never counted) land in
-
-        def key_table(prefix: str, by_layout: bool = True) -> torch.Tensor:
-            # column of (op, input layout) keys c * 2 + t for columns f"{prefix}{op}@{lay}"
-            table = torch.full((n_ops * 2,), dump, dtype=torch.int64)
-            for op in self._count_ops:
-                for t, lay in enumerate(LAYOUTS):
-                    name = f"{prefix}{op.value}" + (f"@{lay}" if by_layout else "")
-                    if name in cols:
-                        table[_CANON.index(op) * 2 + t] = cols.index(name)
-            return table
-
-        col_of = key_table("n_")
-        has_w = _HAS_WEIGHTS
-        walk = cell_walk(num_nodes, codes)
-        node_live, node_g, same, mixed = walk.node_live, walk.node_g, walk.same, walk.mixed
-        edge_cols = []  # per edge: Tensor[n] feature column it counts in (dump if dead)
-        edge_info = []  # per edge: (src, dst, live [n], (op, layout) key [n], op [n])
-        for j in range(1, num_nodes):  # CellModule's order
-            for i in range(j):
-                k = walk.k_of[(i, j)]
-                c, live = codes[:, k], walk.edge_live[:, k]
-                key = c * 2 + walk.in_t[:, k].to(torch.int64)
-                edge_cols.append(torch.where(live, col_of[key], dump))
-                edge_info.append((i, j, live, key, c))
-        extra: dict[str, torch.Tensor] = {}
-        if self.features in ("layout_bw", "layout_grad"):
-            # backward runs on the live edges from which the output is reachable through
-            # live edges (a node whose result never reaches the output gets no gradient)
-            reach = [torch.zeros(n, dtype=torch.bool) for _ in range(num_nodes)]
-            reach[-1] = node_live[-1].clone()
-            for i, j, live, *_ in sorted(edge_info, key=lambda t: -t[1]):
-                reach[i] = reach[i] | (live & reach[j])
-            if self.features == "layout_bw":
-                bw_of = key_table("bw_", by_layout=False)
-                for _, j, live, key, _ in edge_info:
-                    edge_cols.append(torch.where(live & reach[j], bw_of[key], dump))
-            else:
-                # no gradient flows at all when the output needs none (a cell of pools)
-                runs = node_g[-1]
-                gw_of, gx_of = key_table("gw_", by_layout=False), key_table("gx_")
-                fan = [torch.zeros(n, dtype=torch.float64) for _ in range(num_nodes)]
-                for i, j, live, key, c in edge_info:
-                    bw = live & reach[j] & runs
-                    edge_cols.append(torch.where(bw & has_w[c], gw_of[key], dump))
-                    gx = bw & node_g[i]
-                    edge_cols.append(torch.where(gx, gx_of[key], dump))
-                    fan[i] += gx.to(torch.float64)
-                extra["g_accum"] = sum(torch.clamp(f - 1, min=0) for f in fan)
-        width = dump + 1
-        if not edge_cols:
-            edge_cols.append(torch.full((n,), dump, dtype=torch.int64))
-        flat = torch.arange(n).unsqueeze(1) * width + torch.stack(edge_cols, dim=1)  # [n, E']
-        feats = torch.bincount(flat.reshape(-1), minlength=n * width).reshape(n, width)
-        feats = feats.to(torch.float64)[:, :dump]
-        feats[:, cols.index("adds_same")] = same
-        feats[:, cols.index("adds_mixed")] = mixed
-        for name, v in extra.items():
-            feats[:, cols.index(name)] = v
-        if self.features == "layout_scaled":
-            # kernels: each live op's own, plus every add (a dead output's zeros_like: 1)
-            launches = same + mixed + (~node_live[-1]).to(torch.float64)
-            for op in self._count_ops:
-                for lay in LAYOUTS:
-                    k = cols.index(f"n_{op.value}@{lay}")
-                    launches += OP_LAUNCHES[op] * feats[:, k]
-                    feats[:, k] *= self._seed_time(op, costs)
-            add = self._add_scale(costs)
-            feats[:, cols.index("adds_same")] *= add
-            feats[:, cols.index("adds_mixed")] *= add
-            feats[:, cols.index("launches")] = launches
-        return feats.numpy()
-
-    def _cells_to_codes(self, cells: Sequence[Cell]) -> dict[int, tuple[list[int], torch.Tensor]]:
-        """Group cells by node count -> (positions, canonical codes [m, E])."""
-        groups: dict[int, tuple[list[int], list[list[int]]]] = {}
-        for pos, cell in enumerate(cells):
-            cell.validate()
-            nn_ = cell.num_nodes
-            edge_pos = {(i, j): k for k, (i, j) in enumerate(_edges(nn_))}
-            row = [_ZERO] * len(edge_pos)
-            for e in cell.edges:
-                row[edge_pos[(e.src, e.dst)]] = _CANON.index(as_op(e.op))
-            idx, rows = groups.setdefault(nn_, ([], []))
-            idx.append(pos)
-            rows.append(row)
-        return {
-            k: (idx, torch.as_tensor(rows, dtype=torch.int64).reshape(len(idx), -1))
-            for k, (idx, rows) in groups.items()
-        }
-
-    def _space_codes(self, space: SearchSpace, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 1:
-            codes = space.decode(x.to(torch.int64))
-        elif x.dim() == 2:
-            if x.shape[1] != space.num_edges:
-                raise ValueError(
-                    f"codes must be [n, num_edges={space.num_edges}], got {tuple(x.shape)}"
-                )
-            codes = x.to(torch.int64)
-            if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= space.num_ops):
-                raise ValueError(
-                    f"op codes must lie in [0, {space.num_ops}), got {codes.min()}..{codes.max()}"
-                )
-        else:
-            raise ValueError(f"indices must be [n] or codes [n, E], got {tuple(x.shape)}")
-        remap = torch.as_tensor([_CANON.index(op) for op in space.ops], dtype=torch.int64)
-        return remap[codes.cpu()]
-
     def cell_features(
         self,
         cells: Sequence[Cell] | torch.Tensor,
@@ -699,17 +372,8 @@ class LatencyEstimator:
     ) -> np.ndarray:
         """Raw features [n, F] (``columns`` order) of cells given as a list of Cells, or
         with ``space`` as cell indices Tensor[n] or op codes Tensor[n, num_edges]."""
-        shp = _check_shape(shape)
-        costs = self._costs_for(shp)
-        if isinstance(cells, torch.Tensor):
-            if space is None:
-                raise ValueError("cell indices or codes need the space they index")
-            return self._raw_from_codes(space.num_nodes, self._space_codes(space, cells), costs)
-        cells = list(cells)
-        out = np.zeros((len(cells), len(self.columns)), dtype=np.float64)
-        for num_nodes, (idx, codes) in self._cells_to_codes(cells).items():
-            out[idx] = self._raw_from_codes(num_nodes, codes, costs)
-        return out
+        costs = self._costs_for(_check_shape(shape))
+        return _cell_features(self.features, self.ops, costs, self.hw, cells, space)
 
     def _model_features(self, raw: np.ndarray) -> np.ndarray:
         return _divide(raw, self._div)
@@ -759,7 +423,7 @@ class LatencyEstimator:
                 f"{total} cells"
             )
         if self.additive:
-            table = self._op_raw_table(self.op_costs)[[_CANON.index(op) for op in space.ops]]
+            table = self.feature_table(space.ops)
             weights, bias = self.coeffs()
             _, scores = score_cells(space, table, weights, bias=bias, start=start, count=count)
             return scores.numpy()
@@ -784,13 +448,13 @@ class LatencyEstimator:
     def compute_time(self, cell: Cell) -> float:
         """sum(FLOPs) over the cell's edges / (GFLOPS * 1e9); 0 when the rate is <= 0."""
         flops = sum(self.op_costs[as_op(e.op)].flops for e in cell.edges)
-        d = _rate_div(self.hw.flops_throughput_gflops)
+        d = rate_div(self.hw.flops_throughput_gflops)
         return flops / d if d > 0 else 0.0
 
     def memory_time(self, cell: Cell) -> float:
         """sum(bytes) over the cell's edges / (GB/s * 1e9); 0 when the rate is <= 0."""
         mem = sum(self.op_costs[as_op(e.op)].mem_bytes for e in cell.edges)
-        d = _rate_div(self.hw.mem_bandwidth_gbs)
+        d = rate_div(self.hw.mem_bandwidth_gbs)
         return mem / d if d > 0 else 0.0
 
     # -- fitting ---------------------------------------------------------------------
@@ -966,10 +630,6 @@ class LatencyEstimator:
         )
 
 
-def _edges(num_nodes: int) -> list[tuple[int, int]]:
-    return [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]
-
-
 def latency_coeffs(
     hw: HWProfile, estimator: LatencyEstimator | None = None
 ) -> tuple[np.ndarray, float]:
@@ -1118,11 +778,15 @@ def expected_latency(
 
 __all__ = [
     "FEATURE_SETS",
+    "LAYOUTS",
     "OP_LAUNCHES",
+    "OP_OUTPUT_T",
     "WEIGHTINGS",
     "CalibrationPoint",
+    "CellWalk",
     "LatencyEstimator",
     "accuracy_metrics",
+    "cell_walk",
     "ExactTopK",
     "expected_latency",
     "fastest_overlap",
