@@ -50,7 +50,7 @@ def main() -> None:
         tuple(shapes[0]) if len(shapes) == 1 else None,
         weighting=doc["weighting"],
     )
-    train = [p for p, s in zip(points, split, strict=True) if s == "train"]
+    train = [p for p, s in zip(points, split, strict=True) if s in ("train", "anchor")]
     test = [p for p, s in zip(points, split, strict=True) if s == "heldout"]
     best, models, _ = fit_models(spec, feats, train, test)
     for name, m in models.items():

@@ -38,7 +38,7 @@ def gguf(tmp_path_factory):
         (["inspect", "GGUF", "--json"], lambda d: d["architecture"] == "nas"),
         (["calibrate", "--cells", "8", "--nodes", "3", "--shape", "2,4,8", "--rounds", "2",
           "--warmup", "1", "--min-block-ms", "0", "--repeat", "none", "--json"],
-         lambda d: d["n_train"] + d["n_heldout"] == 8 and d["best"] in d["models"]),
+         lambda d: d["n_train"] + d["n_heldout"] == 8 + 2 and d["best"] in d["models"]),
     ],
     ids=lambda v: v[0] if isinstance(v, list) else "",
 )  # fmt: skip

@@ -703,12 +703,16 @@ def test_cli_calibrate(tmp_path, capsys):
     argv += ["--warmup", "1", "--min-block-ms", "0", "--out", str(out), "--json"]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["n_heldout"] == 6 and doc["n_train"] == 18 and doc["threads"] == 1
+    # 24 sampled cells (18 fitted, 6 held out) + the 2 anchors, always fitted
+    assert doc["n_heldout"] == 6 and doc["n_train"] == 20 and doc["threads"] == 1
+    assert doc["anchors"] == ["(none)", "0->2:skip_connect"]
     assert doc["best"] in doc["models"] and 0.0 <= doc["within_10pct"] <= 1.0
-    assert isinstance(doc["heldout_r2"], float) and doc["repeatability"]["n"] == 24
+    assert isinstance(doc["heldout_r2"], float) and doc["repeatability"]["n"] == 26
     assert doc == json.loads((out / "calibration.json").read_text())
     lines = (out / "points.csv").read_text().splitlines()
-    assert len(lines) == 25 and lines[0].startswith("row,cell_index,op_codes,shape,latency_s")
+    assert len(lines) == 27 and lines[0].startswith("row,cell_index,op_codes,shape,latency_s")
+    assert [ln.split(",")[6] for ln in lines[1:]].count("anchor") == 2
+    assert [ln.split(",")[2] for ln in lines[-2:]] == ["7 7 7", "7 6 7"]  # zero=7, skip=6
     assert (out / "pred_vs_measured.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name in ("points.csv", "calibration.json", "pred_vs_measured.png"):
         assert (out / name).stat().st_mode & 0o777 == file_mode(), name  # not mkstemp's 0600
@@ -726,6 +730,9 @@ def test_cli_calibrate(tmp_path, capsys):
     assert "repeatability (sequential" in text
     assert main(argv[:-1] + ["--repeat", "none"]) == 0
     assert "repeatability" not in capsys.readouterr().out
+    assert main(argv + ["--no-anchors", "--features", "seed"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n_train"] == 18 and doc["anchors"] == [] and doc["n_cells"] == 24
 
 
 def test_cli_calibrate_bad_input(capsys):
@@ -826,7 +833,8 @@ def test_calibrate_saves_the_measurement_before_fitting(tmp_path, monkeypatch):
         cal.run_calibration(nas.SearchSpace(3), out=out, **_TINY)
     rows = (out / "points.csv").read_text().splitlines()
     assert rows[0] == "row,cell_index,op_codes,shape,latency_s,repeat_s,split"
-    assert len(rows) == 9 and all(float(r.split(",")[4]) > 0 for r in rows[1:])
+    # 8 sampled cells + the 2 anchors
+    assert len(rows) == 11 and all(float(r.split(",")[4]) > 0 for r in rows[1:])
     assert sorted(p.name for p in out.iterdir()) == ["points.csv"]  # no temporaries
 
 
@@ -843,7 +851,8 @@ def test_calibrate_spaces_past_int64(tmp_path, capsys):
     assert doc["n_cells"] == 6 and doc["space"]["num_nodes"] == 12
     rows = (tmp_path / "points.csv").read_text().splitlines()[1:]
     indices = [int(r.split(",")[1]) for r in rows]
-    assert len(indices) == 6 and max(indices) > 2**63
+    assert len(indices) == 8 and max(indices) > 2**63  # + the two anchors
+    assert [r.split(",")[6] for r in rows[-2:]] == ["anchor", "anchor"]
 
 
 def test_json_outputs_are_strict(tmp_path, capsys, monkeypatch):
@@ -1066,7 +1075,7 @@ kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 x = torch.randn(16, 64, 128)
 steps = [_make_step(CellModule(c, 128), x, "forward")
          for c in sample_cells(nas.SearchSpace(4), 2, seed=1)]
-for r in range(2):  # the heap grows to its size once
+for r in range(3):  # the heap grows to its size once
     for s in steps: s()
 f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for r in range(3):
@@ -1093,6 +1102,23 @@ def test_keep_freed_memory_stops_page_faults():
     kept, with_keep = faults("keep")
     _, system = faults("system")
     assert kept == "True"
-    assert system > 200 and with_keep < 10, (system, with_keep)
+    # kept: no faults in steady state (a one-time heap growth of 0-128 pages can land in
+    # the counted rounds: up to 21 per call seen); glibc as it is: 650-1,300 per call
+    assert system > 200 and with_keep < min(50, system / 10), (system, with_keep)
     info = time_cells([ALL_CONV3], "cpu", (2, 4, 8), rounds=1, min_block_s=0.0)[1]
     assert info["allocator"].startswith("keep (glibc mallopt")
+
+
+def test_anchor_cells():
+    from nas.calibrate import _anchors_to_add, anchor_cells
+
+    fmt = [nas.format_cell(c) for c in anchor_cells(nas.SearchSpace(4, "signal"))]
+    assert fmt == ["(none)", "0->3:skip_connect"]
+    assert [nas.format_cell(c) for c in anchor_cells(nas.SearchSpace(2, ["zero"]))] == ["(none)"]
+    assert anchor_cells(nas.SearchSpace(4, ["conv_3x3", "skip_connect"])) == []  # no zero op
+    space = nas.SearchSpace(3, ["zero", "skip_connect"])
+    none, skip = anchor_cells(space)
+    a, b = (2, 4, 8), (1, 3, 5)
+    # the sample already holds (none) at shape a: only the other three pairs are added
+    extra = _anchors_to_add(space, [none, space.cell(1)], [a, b], [a, b])
+    assert extra == [(skip, a), (none, b), (skip, b)]

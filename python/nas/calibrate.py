@@ -72,7 +72,7 @@ from .latency import (
 )
 from .latency_fit import FOLDS, FitSpec, fit_models
 from .signal_ops import CellModule
-from .space import Cell, SearchSpace, _check_int
+from .space import Cell, OpType, SearchSpace, _check_int, format_cell
 
 DEFAULT_SHAPE: tuple[int, int, int] = (16, 64, 128)
 MODES = ("forward", "train")
@@ -393,6 +393,40 @@ def sample_cells(space: SearchSpace, n: int, seed: int = 0) -> list[Cell]:
     return [space.cell_from_codes(row) for row in list(seen)[:n]]
 
 
+def anchor_cells(space: SearchSpace) -> list[Cell]:
+    """The two extremes of ``space`` a uniform sample rarely holds, which a linear model
+    would otherwise extrapolate to (measured: -0.7 and -26 us predicted for cells of 14
+    and 6 us when the sample had neither): the cell that computes nothing (every edge
+    ``zero``; CellModule returns a ``zeros_like``) and the cheapest live one
+    (``skip_connect`` from the input to the output, every other edge ``zero``). Only
+    those the space's ops can express; none without ``zero``."""
+    if OpType.ZERO not in space.ops or space.num_nodes < 2:
+        return []
+    codes = [space.ops.index(OpType.ZERO)] * space.num_edges
+    cells = [space.cell_from_codes(codes)]
+    if OpType.SKIP_CONNECT in space.ops:
+        codes[space.edges.index((0, space.num_nodes - 1))] = space.ops.index(OpType.SKIP_CONNECT)
+        cells.append(space.cell_from_codes(codes))
+    return cells
+
+
+def _anchors_to_add(
+    space: SearchSpace,
+    cells: Sequence[Cell],
+    shape_of: Sequence[tuple[int, int, int]],
+    shapes: Sequence[tuple[int, int, int]],
+) -> list[tuple[Cell, tuple[int, int, int]]]:
+    """(anchor cell, shape) pairs not already in the sample (``cells`` at ``shape_of``):
+    every :func:`anchor_cells` cell at every shape."""
+    sampled = {(tuple(space.codes(c)), s) for c, s in zip(cells, shape_of, strict=True)}
+    return [
+        (c, shp)
+        for shp in shapes
+        for c in anchor_cells(space)
+        if (tuple(space.codes(c)), shp) not in sampled
+    ]
+
+
 def _write_csv_atomic(path: Path, header: list[str], rows: list[list[Any]]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
@@ -550,10 +584,12 @@ def calibration_document(
     models: dict[str, dict[str, Any]],
     best: str,
     estimator: LatencyEstimator,
+    anchors: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The JSON document of ``nas calibrate`` (format ``nas.calibration/1``): what was
     measured and how, the repeatability, every model's figures and the chosen one's
-    coefficients (``estimator``, loadable by :func:`nas.load_estimator`)."""
+    coefficients (``estimator``, loadable by :func:`nas.load_estimator`); ``anchors``:
+    the anchor cells fitted beside the sample, in text form."""
     m = measurement
     lat, rep = m.lat, m.rep
     has_rep = repeat != "none"
@@ -574,7 +610,8 @@ def calibration_document(
             "allocator": m.info.get("allocator", protocol.allocator),
         },
         "space": {"num_nodes": space.num_nodes, "ops": [op.value for op in space.ops]},
-        "n_cells": len(lat),
+        "n_cells": len(lat) - len(anchors),  # sampled; the anchors come on top
+        "anchors": list(anchors),
         "n_train": len(train_idx),
         "n_heldout": len(test_idx),
         "holdout": holdout,
@@ -664,6 +701,7 @@ def run_calibration(
     weighting: str = "relative",
     repeat: str = "interleaved",
     seed: int = 0,
+    anchors: bool = True,
     plot: bool = True,
     progress: Callable[[int, int], None] | None = None,  # (rounds done, total) per round
     **fields: Any,
@@ -677,7 +715,9 @@ def run_calibration(
     ``holdout`` fraction, fit each feature set on the rest and score it on the held-out
     cells (least squares on relative errors by default, ``weighting``; ``features``
     None: seed, lut, layout, plus layout_bw and layout_grad in train mode and
-    layout_scaled and rich over several shapes). The chosen model (``best``) is the one
+    layout_scaled and rich over several shapes; ``anchors``: also measure and always fit
+    :func:`anchor_cells` at every shape, labelled "anchor" in points.csv, so that the
+    model does not extrapolate to the extremes of the space). The chosen model (``best``) is the one
     that cross-validates best on the training cells (:func:`nas.latency_fit.fit_models`);
     the held-out cells only score it. Returns the JSON document of ``nas calibrate``
     (:func:`calibration_document`; written to ``out`` with the points CSV and the plot
@@ -708,12 +748,19 @@ def run_calibration(
 
     cells = sample_cells(space, n_cells, seed)
     shape_of = [shapes[k % len(shapes)] for k in range(len(cells))]
+    n_sample = len(cells)
+    if anchors:  # each extreme at every shape, fitted always (never held out)
+        extra = _anchors_to_add(space, cells, shape_of, shapes)
+        cells += [c for c, _ in extra]
+        shape_of += [s for _, s in extra]
     m = _measure(cells, shape_of, shapes, device, mode, p, repeat, seed, progress)
     points = [
         CalibrationPoint(c, float(t), s)
         for c, t, s in zip(cells, m.lat.tolist(), shape_of, strict=True)
     ]
-    train_idx, test_idx, split = _split(len(points), holdout, seed)
+    train_idx, test_idx, split = _split(n_sample, holdout, seed)
+    train_idx = np.concatenate([train_idx, np.arange(n_sample, len(cells))])
+    split = np.concatenate([split, np.full(len(cells) - n_sample, "anchor", dtype=object)])
     if out_dir is not None:  # save the measurement before anything else can fail
         _write_points(out_dir / "points.csv", space, cells, shape_of, m.lat, m.rep, split, {})
 
@@ -731,6 +778,7 @@ def run_calibration(
         space=space, shapes=shapes, mode=mode, protocol=p, measurement=m, device=device,
         repeat=repeat, seed=seed, holdout=holdout, train_idx=train_idx, test_idx=test_idx,
         spec=spec, models=models, best=best, estimator=ests[best],
+        anchors=[format_cell(c) for c in cells[n_sample:]],
     )  # fmt: skip
     if out_dir is not None:
         write_calibration(out_dir, doc, space, points, m, split, test_idx, ests, plot)
@@ -739,6 +787,7 @@ def run_calibration(
 
 __all__ = [
     "ALLOCATORS",
+    "anchor_cells",
     "DEFAULT_SHAPE",
     "MODES",
     "TimingProtocol",

@@ -414,6 +414,7 @@ def _run_calibration(
         weighting=args.fit,
         repeat=args.repeat,
         seed=args.seed,
+        anchors=not args.no_anchors,
         progress=progress,
     )
 
@@ -940,6 +941,12 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=["interleaved", "sequential", "none"],
         help="the repeatability measurement: rounds interleaved with the measurement's "
         "(default), a second measurement afterwards, or none",
+    )
+    p.add_argument(
+        "--no-anchors",
+        action="store_true",
+        help="do not add the two extreme cells (all zero; one input-to-output skip) that "
+        "are otherwise measured and always fitted beside the sample",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON document")
