@@ -76,11 +76,20 @@ struct TileAt {
   int64_t b, n0, d0;
 };
 
-__device__ __forceinline__ TileAt tile_at(int64_t t, int64_t tiles_n, int64_t tiles_d) {
-  const int64_t td = t % tiles_d;
-  const int64_t r = t / tiles_d;
-  return {r / tiles_n, (r % tiles_n) * kTile, td * kTile};
-}
+// The kTile x kTile tiles of [B, N, D], in (b, n tile, d tile) order: one block's work
+// per grid-stride step. The kernels walk them; the host sizes the grid by ``count``.
+struct TileGrid {
+  int64_t tiles_n, tiles_d, count;
+  __host__ __device__ TileGrid(int64_t B, int64_t N, int64_t D)
+      : tiles_n((N + kTile - 1) / kTile),
+        tiles_d((D + kTile - 1) / kTile),
+        count(B * tiles_n * tiles_d) {}
+  __device__ __forceinline__ TileAt at(int64_t t) const {
+    const int64_t td = t % tiles_d;
+    const int64_t r = t / tiles_d;
+    return {r / tiles_n, (r % tiles_n) * kTile, td * kTile};
+  }
+};
 
 // Rows n_first .. n_first + R - 1 of one [N, D] batch row, column d = d0 + threadIdx.x,
 // into s[r][threadIdx.x] (zero outside the tensor: the halo of the pool windows).
@@ -123,11 +132,10 @@ __global__ void mixed_op_forward_kernel(const T* __restrict__ x,      // [B, N, 
   __shared__ T xs[kTile + 2][kTile];  // x rows n0 - 1 .. n0 + 32
   __shared__ T buf[kTile][kPad];      // one param's tile, [d][n]
   const Weights<T> w = softmax_weights(alpha, plan);
-  const int64_t tiles_n = (N + kTile - 1) / kTile, tiles_d = (D + kTile - 1) / kTile;
-  const int64_t tiles = B * tiles_n * tiles_d;
+  const TileGrid tiles(B, N, D);
   const int tx = threadIdx.x;
-  for (int64_t ti = blockIdx.x; ti < tiles; ti += gridDim.x) {
-    const TileAt t = tile_at(ti, tiles_n, tiles_d);
+  for (int64_t ti = blockIdx.x; ti < tiles.count; ti += gridDim.x) {
+    const TileAt t = tiles.at(ti);
     const int64_t d = t.d0 + tx;
     const T* xb = x + t.b * N * D;
     if (POOL) {
@@ -216,11 +224,10 @@ __global__ void mixed_op_backward_kernel(const T* __restrict__ g,      // [B, N,
   T s[kQuantities];
 #pragma unroll
   for (int q = 0; q < kQuantities; ++q) s[q] = 0;
-  const int64_t tiles_n = (N + kTile - 1) / kTile, tiles_d = (D + kTile - 1) / kTile;
-  const int64_t tiles = B * tiles_n * tiles_d;
+  const TileGrid tiles(B, N, D);
   const int tx = threadIdx.x;
-  for (int64_t ti = blockIdx.x; ti < tiles; ti += gridDim.x) {
-    const TileAt t = tile_at(ti, tiles_n, tiles_d);
+  for (int64_t ti = blockIdx.x; ti < tiles.count; ti += gridDim.x) {
+    const TileAt t = tiles.at(ti);
     const int64_t d = t.d0 + tx;
     const T* xb = x + t.b * N * D;
     const T* gb = g + t.b * N * D;
@@ -336,10 +343,7 @@ __global__ void mixed_op_dalpha_kernel(const T* __restrict__ alpha,
   }
 }
 
-// Tiles of [B, N, D]: one block's work per grid-stride step.
-int64_t tile_count(int64_t B, int64_t N, int64_t D) {
-  return B * ((N + kTile - 1) / kTile) * ((D + kTile - 1) / kTile);
-}
+int64_t tile_count(int64_t B, int64_t N, int64_t D) { return TileGrid(B, N, D).count; }
 
 int64_t grid_for(int64_t tiles, int64_t cap) { return tiles < 1 ? 1 : (tiles > cap ? cap : tiles); }
 
