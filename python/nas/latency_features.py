@@ -70,7 +70,7 @@ import numpy as np
 import torch
 
 from .costs import HWProfile, OpCost
-from .space import Cell, OpType, SearchSpace, all_ops, as_op
+from .space import Cell, OpType, SearchSpace, all_ops, as_op, edge_list
 
 FEATURE_SETS: tuple[str, ...] = (
     "seed",
@@ -214,11 +214,6 @@ def op_raw_table(
                 row.append(1.0 if col == f"n_{op.value}" else 0.0)
         rows.append(row)
     return np.asarray(rows, dtype=np.float64).reshape(len(CANON), len(cols))
-
-
-def edge_list(num_nodes: int) -> list[tuple[int, int]]:
-    """The full edge list of a ``num_nodes`` cell, row-major (i, j), i < j."""
-    return [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The op types a cell edge can carry, and how op lists are written.
+"""The op types a cell edge can carry, how op lists are written, and the order of a
+cell's edges.
 
 A leaf module (it imports nothing from ``nas``), so that every other module, the
 native-op references included, can use the op types without an import cycle;
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from enum import Enum
 
-__all__ = ["OpType", "all_ops", "as_op", "default_signal_ops", "parse_ops"]
+__all__ = ["OpType", "all_ops", "as_op", "default_signal_ops", "edge_list", "parse_ops"]
 
 
 class OpType(str, Enum):
@@ -67,3 +68,9 @@ def parse_ops(spec: str | Sequence[OpType | str] | None) -> list[OpType]:
     if not isinstance(spec, Iterable):
         raise ValueError(f"ops must be a str or a sequence of op names, got {spec!r}")
     return [as_op(op) for op in spec]
+
+
+def edge_list(num_nodes: int) -> list[tuple[int, int]]:
+    """The edges (i, j), i < j, of a ``num_nodes`` cell in row-major order: the edge
+    order of every space, op-code row and kernel."""
+    return [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]

@@ -23,6 +23,7 @@ from .optypes import (
     all_ops,
     as_op,
     default_signal_ops,
+    edge_list,
     parse_ops,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "as_op",
     "default_signal_ops",
     "default_signal_search_space",
+    "edge_list",
     "make_cell",
     "parse_ops",
 ]
@@ -175,9 +177,7 @@ class SearchSpace:
         if len(set(self.ops)) != len(self.ops):
             dup = next(op for op in self.ops if self.ops.count(op) > 1)
             raise ValueError(f"ops lists {dup.value!r} more than once")
-        self.edges: list[tuple[int, int]] = [
-            (i, j) for i in range(self.num_nodes) for j in range(i + 1, self.num_nodes)
-        ]
+        self.edges: list[tuple[int, int]] = edge_list(self.num_nodes)
         self._edge_pos = {e: k for k, e in enumerate(self.edges)}
         self._op_code = {op: k for k, op in enumerate(self.ops)}
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..optypes import OpType, all_ops, as_op
+from ..optypes import OpType, all_ops, as_op, edge_list
 
 
 def space_size(num_ops: int, num_edges: int) -> int:
@@ -227,10 +227,6 @@ def enumerate_inner_edges(num_ops: int, num_edges: int) -> int:
     return m
 
 
-def _edge_list(num_nodes: int) -> list[tuple[int, int]]:
-    return [(i, j) for i in range(num_nodes) for j in range(i + 1, num_nodes)]
-
-
 def _check_enumerate(
     op_features: torch.Tensor,
     coeffs: torch.Tensor,
@@ -309,7 +305,7 @@ def _codes(indices: np.ndarray, num_ops: int, num_edges: int) -> np.ndarray:
 def _liveness(codes: np.ndarray, zero_op: int, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """(nonzero, alive), both [n, E] bool: edge e is not the zero op; edge e joins two
     live nodes (on a non-zero path from node 0 to the last node)."""
-    edges = _edge_list(num_nodes)
+    edges = edge_list(num_nodes)
     n = codes.shape[0]
     nz = codes != zero_op
     fwd = np.zeros((n, num_nodes), dtype=bool)
@@ -369,7 +365,7 @@ def enumerate_eval(
     node carries the zero op, one cell per class of cells that prune alike).
     """
     k, nf = op_features.shape
-    edges = _edge_list(num_nodes)
+    edges = edge_list(num_nodes)
     ne = len(edges)
     m = enumerate_inner_edges(k, ne)
     n = indices.shape[0]
